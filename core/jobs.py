@@ -1,0 +1,395 @@
+"""A job's state machine and every SQL statement that moves it.
+
+All moves are conditional updates (``… WHERE id = :id AND status IN (:allowed)``): whoever
+changes a row first wins, a duplicated message or a late worker finds nothing to do. The worker
+and the sweeper use the sync functions, the API the async ones; both share the same rules.
+
+    QUEUED ──claim──► RUNNING ──submit ok──► SUBMITTED ──poll: done──► COMPLETED ──retention──► EXPIRED
+       ▲                │  │                    │
+       └─429/5xx/lost───┘  └──outputs inline──► COMPLETED
+                        └─4xx/attempts spent──► ERROR ◄──upstream ERROR/poll failures──┘
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from core import credits
+from core.models import ACTIVE, Job, JobStatus, Tenant, new_id, utcnow
+
+S = JobStatus
+
+# Which states a job may move to from each state.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.ERROR, S.CANCELLED}),
+    S.RUNNING: frozenset({S.SUBMITTED, S.COMPLETED, S.QUEUED, S.ERROR, S.CANCELLED}),
+    S.SUBMITTED: frozenset({S.COMPLETED, S.ERROR, S.CANCELLED}),
+    S.COMPLETED: frozenset({S.EXPIRED}),
+    S.ERROR: frozenset({S.EXPIRED}),
+    S.CANCELLED: frozenset({S.EXPIRED}),
+    S.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def check_transition(sources: Iterable[JobStatus], target: JobStatus) -> None:
+    for src in sources:
+        if target not in TRANSITIONS[src]:
+            raise IllegalTransition(f"{src.value} → {target.value} is not a job transition")
+
+
+def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target: JobStatus,
+          **values: Any) -> tuple[str, int] | None:
+    """Move ``job_id`` from one of ``sources`` to ``target``. Returns (tenant id, credit cost)
+    when this call made the move, None when the job was elsewhere (someone else won)."""
+    check_transition(sources, target)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([s.value for s in sources]))
+        .values(status=target.value, updated_at=utcnow(), **values)
+        .returning(Job.tenant_id, Job.credit_cost)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+# --------------------------------------------------------------------------- public view
+PUBLIC_STATUS = {
+    S.QUEUED: "IN_PROGRESS",
+    S.RUNNING: "IN_PROGRESS",
+    S.SUBMITTED: "IN_PROGRESS",
+    S.COMPLETED: "COMPLETED",
+    S.ERROR: "ERROR",
+    S.CANCELLED: "ERROR",
+}
+
+
+def public_status(status: str) -> str | None:
+    """Bria's dialect; ``None`` means the job reads as 404 (expired)."""
+    return PUBLIC_STATUS.get(JobStatus(status))
+
+
+def is_visible(job: Job | None, tenant_id: str, now: dt.datetime | None = None) -> bool:
+    if job is None or job.tenant_id != tenant_id or job.status == S.EXPIRED.value:
+        return False
+    return job.expires_at is None or job.expires_at > (now or utcnow())
+
+
+# --------------------------------------------------------------------------- timing rules
+def backoff(attempt: int, base: float, cap: float, jitter: float = 0.2) -> float:
+    """Exponential backoff for the ``attempt``-th retry (1-based), ±``jitter`` spread."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay * (1 + random.uniform(-jitter, jitter))
+
+
+def next_poll_delay(elapsed: float, base: float, cap: float) -> float:
+    """Poll often at first, then about a tenth of the time already waited (never above cap).
+
+    A job noticed late by at most ~10% of its own duration keeps upstream status traffic low
+    for long video jobs without slowing short image jobs.
+    """
+    return min(cap, max(base, elapsed * 0.1))
+
+
+# --------------------------------------------------------------------------- API side (async)
+async def create_job(session: AsyncSession, *, tenant_id: str, provider: str, operation: str,
+                     params: dict[str, Any], sync: bool, credit_cost: int = 0) -> Job:
+    now = utcnow()
+    job = Job(id=new_id(), tenant_id=tenant_id, provider=provider, operation=operation,
+              params=params, sync=sync, status=S.QUEUED.value, run_at=now, published_at=now,
+              created_at=now, updated_at=now, attempts=0, polls=0, poll_failures=0,
+              credit_cost=credit_cost)
+    session.add(job)
+    return job
+
+
+async def get_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | None:
+    if len(job_id) > 64:
+        return None
+    job = await session.get(Job, job_id)
+    return job if is_visible(job, tenant_id) else None
+
+
+async def mark_unpublished(session: AsyncSession, job_id: str) -> None:
+    """The publish failed: let the sweeper publish it as soon as it runs."""
+    await session.execute(update(Job).where(Job.id == job_id).values(published_at=None))
+
+
+# --------------------------------------------------------------------------- worker side (sync)
+RUNNING_UPSTREAM = (S.RUNNING.value, S.SUBMITTED.value)
+
+
+def claim_start(session: Session, job_id: str, lease_seconds: float,
+                concurrency: Callable[[Tenant], int] | None = None) -> Job | None:
+    """QUEUED → RUNNING if due and the tenant has a free concurrency slot.
+
+    Returns the job, or None when there is nothing to do now: someone else has it (a duplicate
+    message), it is not due, or it must wait for a slot, in which case it is *held* (stays
+    QUEUED, ``held_at`` set) and ``release_held`` publishes it again, oldest first, when a slot
+    frees. A job never overtakes an older held job of the same tenant.
+    """
+    now = utcnow()
+    job = session.get(Job, job_id)
+    if job is None or job.status != S.QUEUED.value or job.run_at > now:
+        return None
+    if concurrency is not None:
+        # Serialise claims per tenant (Postgres row lock) so the count below stays true.
+        tenant = session.execute(
+            select(Tenant).where(Tenant.id == job.tenant_id)
+            # FOR NO KEY UPDATE: serialises claims without blocking the tenant's job inserts
+            # (their foreign key takes FOR KEY SHARE on this row, which FOR UPDATE would block).
+            .with_for_update(key_share=True)).scalar_one()
+        cap = concurrency(tenant)
+        running = session.scalar(select(func.count()).select_from(Job).where(
+            Job.tenant_id == job.tenant_id, Job.status.in_(RUNNING_UPSTREAM)))
+        # FIFO: an older job of the tenant that could start now (waiting for a slot, or due and
+        # not yet claimed) goes first; this one waits behind it. Held jobs already released
+        # (published by release_held) are on their way and block nobody: otherwise the jobs
+        # released together would re-hold each other one by one (a batch would crawl).
+        older_waiting = session.scalar(select(Job.id).where(
+            Job.tenant_id == job.tenant_id, Job.status == S.QUEUED.value,
+            Job.created_at < job.created_at, Job.id != job.id,
+            or_(and_(Job.held_at.is_not(None), Job.published_at.is_(None)),
+                and_(Job.held_at.is_(None), Job.run_at <= now))).limit(1))
+        if running >= cap or older_waiting is not None:
+            session.execute(update(Job).where(Job.id == job_id, Job.status == S.QUEUED.value)
+                            .values(held_at=job.held_at or now, published_at=None)
+                            .execution_options(synchronize_session=False))
+            return None
+    moved = _move(session, job_id, (S.QUEUED,), S.RUNNING, held_at=None,
+                  lease_until=now + dt.timedelta(seconds=lease_seconds),
+                  attempts=Job.attempts + 1, started_at=job.started_at or now)
+    if moved is None:
+        return None
+    session.refresh(job)
+    return job
+
+
+def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: int,
+                 tenant_id: str | None = None, stale_after: float = 600.0) -> list[Due]:
+    """Publishable held jobs: per tenant (or just ``tenant_id``), the oldest that fit the free
+    slots. Run by the sweeper, and right after a job of the tenant starts or ends."""
+    if tenant_id is not None:
+        tenants = [tenant_id]
+    else:
+        tenants = session.scalars(select(Job.tenant_id).where(
+            Job.status == S.QUEUED.value, Job.held_at.is_not(None)).distinct().limit(limit)).all()
+    released: list[Due] = []
+    for tenant_id in tenants:
+        tenant = session.get(Tenant, tenant_id)
+        running = session.scalar(select(func.count()).select_from(Job).where(
+            Job.tenant_id == tenant_id, Job.status.in_(RUNNING_UPSTREAM)))
+        # Released earlier but not claimed yet: their slots are spoken for (without this every
+        # sweep would publish another `free` messages, flooding the queue with a big backlog).
+        # Released longer ago than `stale_after` and still unclaimed: the message was lost;
+        # they are released again.
+        stale = utcnow() - dt.timedelta(seconds=stale_after)
+        released_before = session.scalar(select(func.count()).select_from(Job).where(
+            Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None),
+            Job.published_at >= stale))
+        free = concurrency(tenant) - running - released_before
+        if free <= 0:
+            continue
+        ids = session.scalars(select(Job.id).where(
+            Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None),
+            or_(Job.published_at.is_(None), Job.published_at < stale))
+            .order_by(Job.created_at).limit(free)).all()
+        if not ids:
+            continue
+        rows = session.execute(update(Job).where(Job.id.in_(ids), Job.status == S.QUEUED.value)
+                               .values(published_at=utcnow()).returning(Job.id, Job.provider)
+                               .execution_options(synchronize_session=False)).all()
+        released += [Due(r[0], r[1]) for r in rows]
+    return released
+
+
+async def queue_position(session: AsyncSession, job: Job) -> int | None:
+    """1-based place of a held job in its tenant's waiting line; None if it is not waiting."""
+    if job.status != S.QUEUED.value or job.held_at is None:
+        return None
+    ahead = await session.scalar(select(func.count()).select_from(Job).where(
+        Job.tenant_id == job.tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None),
+        Job.created_at < job.created_at))
+    return int(ahead or 0) + 1
+
+
+async def tenant_job_counts(session: AsyncSession, tenant_id: str) -> dict[str, int]:
+    rows = (await session.execute(
+        select(Job.status, Job.held_at.is_not(None), func.count()).where(
+            Job.tenant_id == tenant_id, Job.status.in_([s.value for s in ACTIVE]))
+        .group_by(Job.status, Job.held_at.is_not(None)))).all()
+    counts = {"running": 0, "waiting": 0, "queued": 0}
+    for status, held, n in rows:
+        if status in RUNNING_UPSTREAM:
+            counts["running"] += n
+        elif held:
+            counts["waiting"] += n
+        else:
+            counts["queued"] += n
+    return counts
+
+
+def mark_submitted(session: Session, job_id: str, tasks: list[dict[str, Any]],
+                   first_poll_in: float) -> bool:
+    now = utcnow()
+    moved = _move(session, job_id, (S.RUNNING,), S.SUBMITTED, upstream_tasks=tasks,
+                  submitted_at=now, run_at=now + dt.timedelta(seconds=first_poll_in),
+                  lease_until=None)
+    if moved is not None:
+        _event(session, job_id, "job.started", moved[0])
+    return moved is not None
+
+
+def requeue(session: Session, job_id: str, delay: float, *, refund_attempt: bool = False,
+            sources: tuple[JobStatus, ...] = (S.RUNNING,)) -> bool:
+    """Back to QUEUED, startable after ``delay`` s; the sweeper publishes it when due."""
+    values: dict[str, Any] = dict(run_at=utcnow() + dt.timedelta(seconds=delay),
+                                  published_at=None, lease_until=None)
+    if refund_attempt:
+        values["attempts"] = Job.attempts - 1
+    return _move(session, job_id, sources, S.QUEUED, **values) is not None
+
+
+def complete(session: Session, job_id: str, outputs: list[dict[str, Any]], meta: dict[str, Any],
+             retention_seconds: float, upstream_tasks: list[dict[str, Any]] | None = None) -> bool:
+    now = utcnow()
+    values: dict[str, Any] = dict(outputs=outputs, result_meta=meta, finished_at=now,
+                                  expires_at=now + dt.timedelta(seconds=retention_seconds),
+                                  lease_until=None, progress=1.0)
+    if upstream_tasks is not None:
+        values["upstream_tasks"] = upstream_tasks
+    moved = _move(session, job_id, (S.RUNNING, S.SUBMITTED), S.COMPLETED, **values)
+    if moved is not None:
+        credits.settle(session, moved[0], job_id, moved[1], captured=True)
+        _event(session, job_id, "job.completed", moved[0])
+    return moved is not None
+
+
+def fail(session: Session, job_id: str, code: str, message: str, retention_seconds: float) -> bool:
+    now = utcnow()
+    moved = _move(session, job_id, ACTIVE, S.ERROR, error_code=code[:100], error_message=message,
+                  finished_at=now, expires_at=now + dt.timedelta(seconds=retention_seconds),
+                  lease_until=None, held_at=None)
+    if moved is not None:
+        credits.settle(session, moved[0], job_id, moved[1], captured=False)
+        _event(session, job_id, "job.failed", moved[0])
+    return moved is not None
+
+
+def cancel(session: Session, job_id: str, message: str, retention_seconds: float) -> bool:
+    """QUEUED → CANCELLED (a job that has not started); its credits are released in the same
+    transaction. Jobs already upstream are not cancelled (they run to completion)."""
+    now = utcnow()
+    moved = _move(session, job_id, (S.QUEUED,), S.CANCELLED, error_code="cancelled",
+                  error_message=message, finished_at=now, held_at=None, lease_until=None,
+                  expires_at=now + dt.timedelta(seconds=retention_seconds))
+    if moved is not None:
+        credits.settle(session, moved[0], job_id, moved[1], captured=False)
+        _event(session, job_id, "job.failed", moved[0])
+    return moved is not None
+
+
+def _event(session: Session, job_id: str, event_type: str, tenant_id: str) -> None:
+    """Record the job's webhook event in the transaction that made the move (like the credit
+    settlement), so a finished job never loses its event; the sweeper sends it."""
+    from core import webhooks  # late import: webhooks reads job documents (core.results)
+
+    webhooks.job_event(session, job_id, event_type, tenant_id)
+
+
+def record_poll(session: Session, job_id: str, *, tasks: list[dict[str, Any]], delay: float,
+                progress: float | None = None, failed: bool = False) -> bool:
+    """Still SUBMITTED: keep what the poll learned and schedule the next one."""
+    values: dict[str, Any] = dict(upstream_tasks=tasks, polls=Job.polls + 1,
+                                  run_at=utcnow() + dt.timedelta(seconds=delay),
+                                  updated_at=utcnow())
+    if progress is not None:
+        values["progress"] = progress
+    if failed:
+        values["poll_failures"] = Job.poll_failures + 1
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == S.SUBMITTED.value).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+# --------------------------------------------------------------------------- sweeper (sync)
+@dataclass(frozen=True)
+class Due:
+    id: str
+    provider: str
+
+
+def _claim_due(session: Session, condition: Any, values: dict[str, Any], limit: int) -> list[Due]:
+    """Select due rows (skipping rows another sweeper holds) and stamp them in one go."""
+    ids = select(Job.id).where(condition).order_by(Job.run_at).limit(limit)
+    if session.bind.dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    rows = session.execute(
+        update(Job).where(Job.id.in_(ids.scalar_subquery()), condition).values(**values)
+        .returning(Job.id, Job.provider).execution_options(synchronize_session=False)
+    ).all()
+    return [Due(r[0], r[1]) for r in rows]
+
+
+def due_polls(session: Session, lease_seconds: float, limit: int) -> list[Due]:
+    """SUBMITTED jobs whose next poll is due; their run_at moves past the poll's lease."""
+    now = utcnow()
+    return _claim_due(session, and_(Job.status == S.SUBMITTED.value, Job.run_at <= now),
+                      {"run_at": now + dt.timedelta(seconds=lease_seconds)}, limit)
+
+
+def due_starts(session: Session, requeue_after: float, limit: int) -> list[Due]:
+    """QUEUED jobs that are due and unpublished, or published long ago and never claimed."""
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=requeue_after)
+    cond = and_(Job.status == S.QUEUED.value, Job.run_at <= now, Job.held_at.is_(None),
+                or_(Job.published_at.is_(None), Job.published_at < stale))
+    return _claim_due(session, cond, {"published_at": now}, limit)
+
+
+def lost_starts(session: Session, limit: int) -> list[tuple[str, int]]:
+    """RUNNING jobs whose worker's lease ran out (the worker died or hung)."""
+    rows = session.execute(
+        select(Job.id, Job.attempts)
+        .where(Job.status == S.RUNNING.value, Job.lease_until < utcnow()).limit(limit)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def overdue(session: Session, timeout_seconds: float, limit: int) -> list[str]:
+    """Unfinished jobs past the deadline. A batch's job is timed from its start, not from the
+    upload: a big batch may wait in line for its tenant's concurrency much longer than that."""
+    cutoff = utcnow() - dt.timedelta(seconds=timeout_seconds)
+    late = or_(and_(Job.batch_id.is_(None), Job.created_at < cutoff),
+               and_(Job.batch_id.is_not(None), Job.started_at < cutoff))
+    return list(session.scalars(
+        select(Job.id).where(Job.status.in_([s.value for s in ACTIVE]), late)
+        .limit(limit)
+    ))
+
+
+def expired(session: Session, limit: int) -> list[tuple[str, str]]:
+    """(job id, tenant id) of finished jobs whose retention has passed."""
+    rows = session.execute(
+        select(Job.id, Job.tenant_id).where(
+            Job.expires_at < utcnow(),
+            Job.status.in_([S.COMPLETED.value, S.ERROR.value, S.CANCELLED.value]))
+        .limit(limit)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def mark_expired(session: Session, job_id: str) -> bool:
+    return _move(session, job_id, (S.COMPLETED, S.ERROR, S.CANCELLED), S.EXPIRED, outputs=None) is not None

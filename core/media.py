@@ -1,0 +1,290 @@
+"""Media inputs: base64 checked at intake, URLs fetched SSRF-safely by the worker.
+
+Vision Studio takes media three ways (INVENTORY §2.3): a v2-style field that is a URL *or*
+base64 (``image``, ``mask``), a v1-style pair (``image_url`` + ``image_file``, the URL winning),
+and URL-only fields (Bria's ``video``). An operation declares its media fields as
+``providers.base.MediaInput`` rows; this module applies them:
+
+* ``check_inputs(op, params)`` — the API, before a job exists. Every *base64* value (with or
+  without a ``data:<type>;base64,`` prefix) is decoded and opened: it must be a real image of an
+  allowed format (JPEG/PNG/WEBP for Bria) within the byte and pixel limits the reference states
+  (12 MB; upscale input ≤ 2 MP). Returns FastAPI-style error items (``loc`` = the field), so a bad
+  input is a 422 naming the field. URLs are *not* fetched here: the API never makes outbound
+  requests on a client's behalf.
+* ``resolve_inputs(op, params, ...)`` — the worker, just before ``provider.submit``. URL values
+  are fetched through ``core.netguard`` (public addresses only, checked at connect time, capped in
+  size and time), checked like base64 inputs, and replaced by the raw base64 of the bytes
+  fetched; base64 values lose their ``data:`` prefix (Bria wants the raw string). Video URLs are
+  fetched and probed the same way but passed on as URLs (Bria's video endpoint takes only a
+  public URL). Failures raise ``providers.base.Permanent`` (bad input: the job ends in ERROR
+  with a message naming the field) or ``Retryable`` (a timeout or 5xx from the input's host).
+
+Why forward fetched images as base64 instead of passing the URL through: Bria would otherwise
+fetch the URL a second time, so what it processes could differ from what we checked (the host
+may serve something else), a URL reachable only from our network (allow-listed for development)
+would fail upstream with an unclear error, and Bria would become a fetcher for arbitrary URLs on
+our account. Bria accepts base64 for every image field, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from PIL import Image, UnidentifiedImageError
+
+from providers.base import MediaInput, Operation, Permanent, Retryable
+
+_DATA_PREFIX = re.compile(r"^data:([A-Za-z0-9.+/-]*)((?:;[A-Za-z0-9.+=-]+)*);base64,", re.IGNORECASE)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+VIDEO_MAX_BYTES = 512 * 1024 * 1024
+# Pillow refuses absurd images itself (decompression bomb); keep its guard above our limits.
+Image.MAX_IMAGE_PIXELS = 16000 * 16000
+
+
+class MediaError(ValueError):
+    """A media input that is not acceptable; ``code`` is the error type clients see."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    kind: str  # "image" | "video"
+    format: str  # JPEG, PNG, WEBP / container name
+    width: int
+    height: int
+    size: int  # bytes
+    mode: str = ""  # Pillow mode for images
+    frames: int | None = None  # videos: frames seen while probing (at least 1)
+
+
+# --------------------------------------------------------------------------- value helpers
+def is_url(value: Any) -> bool:
+    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))
+
+
+def strip_data_prefix(value: str) -> str:
+    """``data:image/png;base64,AAAA`` → ``AAAA``; anything else unchanged."""
+    match = _DATA_PREFIX.match(value)
+    return value[match.end():] if match else value
+
+
+def decode_base64(value: str) -> bytes:
+    """Decode base64 (standard alphabet, padded, optionally with a ``data:…;base64,`` prefix)."""
+    if value[:5].lower() == "data:" and not _DATA_PREFIX.match(value):
+        raise MediaError("base64_invalid", "a data URI must look like 'data:<type>;base64,<data>'")
+    payload = strip_data_prefix(value)
+    if not payload:
+        raise MediaError("base64_invalid", "the base64 data is empty")
+    if not _BASE64.match(payload):
+        raise MediaError("base64_invalid", "it is neither an http(s) URL nor base64 (characters outside "
+                                           "A-Z, a-z, 0-9, '+', '/', '=' padding)")
+    if len(payload) % 4:
+        raise MediaError("base64_invalid", f"base64 length {len(payload)} is not a multiple of 4 (bad padding)")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - the checks above catch these
+        raise MediaError("base64_invalid", f"invalid base64: {exc}") from None
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def inspect_image(data: bytes, spec: MediaInput, params: dict[str, Any] | None = None) -> MediaInfo:
+    """Open ``data`` as an image and apply ``spec``'s limits; raises ``MediaError``."""
+    if len(data) > spec.max_bytes:
+        raise MediaError("media_too_large", f"the image is {len(data)} bytes; the limit is {_mb(spec.max_bytes)}")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height), mode = img.format or "", img.size, img.mode
+            img.verify()  # reads the whole file: truncated or corrupt data fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
+        raise MediaError("not_an_image", f"the data is not a readable image{detail}") from None
+    allowed = spec.formats
+    if allowed and fmt not in allowed:
+        raise MediaError("image_format_not_allowed",
+                         f"image format {fmt or 'unknown'} is not accepted; use {', '.join(allowed)}")
+    if spec.max_pixels is not None and width * height > spec.max_pixels:
+        raise MediaError("image_too_many_pixels",
+                         f"the image is {width}x{height} = {width * height} pixels; the limit is "
+                         f"{spec.max_pixels} pixels ({spec.max_pixels / 1e6:g} MP)")
+    if spec.max_side is not None and max(width, height) > spec.max_side:
+        raise MediaError("image_too_large", f"the image is {width}x{height}; the limit is {spec.max_side} px per side")
+    if spec.check is not None and (problem := spec.check(width, height, params or {})):
+        raise MediaError("image_size_not_allowed", problem)
+    return MediaInfo("image", fmt, width, height, len(data), mode=mode)
+
+
+def inspect_video(data: bytes, spec: MediaInput) -> MediaInfo:
+    """Probe ``data`` as a video with PyAV: a container with a video stream whose first frame
+    decodes, within ``spec.max_side``; raises ``MediaError``."""
+    import av  # PyAV ships its own FFmpeg build
+
+    if len(data) > spec.max_bytes:
+        raise MediaError("media_too_large", f"the video is {len(data)} bytes; the limit is {_mb(spec.max_bytes)}")
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise MediaError("not_a_video", "the file has no video stream")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            frames = 0
+            for _frame in container.decode(stream):
+                frames += 1
+                break
+            fmt = container.format.name
+    except MediaError:
+        raise
+    except Exception as exc:  # av.error.* and friends
+        raise MediaError("not_a_video", f"the data is not a readable video ({type(exc).__name__})") from None
+    if not frames:
+        raise MediaError("not_a_video", "the video has no decodable frame")
+    if spec.max_side is not None and max(width, height) > spec.max_side:
+        raise MediaError("video_too_large", f"the video is {width}x{height}; the limit is {spec.max_side} px per side")
+    return MediaInfo("video", fmt, width, height, len(data), frames=frames)
+
+
+def inspect(data: bytes, spec: MediaInput, params: dict[str, Any] | None = None) -> MediaInfo:
+    return inspect_video(data, spec) if spec.kind == "video" else inspect_image(data, spec, params)
+
+
+def _values(params: dict[str, Any], spec: MediaInput) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    value = params.get(spec.field)
+    if value is None:
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                yield (spec.field, i), item
+    elif isinstance(value, str):
+        yield (spec.field,), value
+
+
+# --------------------------------------------------------------------------- intake (API)
+def check_inputs(op: Operation, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validation errors (FastAPI's shape, ``loc`` starting with "body") for the base64 media
+    inputs of ``params``; URLs are left to the worker. Empty list = all good."""
+    errors: list[dict[str, Any]] = []
+    for spec in op.inputs:
+        for loc, value in _values(params, spec):
+            if is_url(value):
+                continue
+            name = ".".join(str(p) for p in loc)
+            if spec.url_only:
+                errors.append(_error(loc, "url_required", f"{name} must be an http(s) URL"))
+                continue
+            try:
+                inspect(decode_base64(value), spec, params)
+            except MediaError as exc:
+                errors.append(_error(loc, exc.code, f"{name}: {exc.message}"))
+    return errors
+
+
+def _error(loc: tuple[str | int, ...], code: str, message: str) -> dict[str, Any]:
+    return {"type": code, "loc": ("body", *loc), "msg": message, "input": None}
+
+
+# --------------------------------------------------------------------------- worker
+Fetch = Callable[..., tuple[bytes, "str | None"]]
+
+
+def _default_fetch() -> Fetch:
+    from core import netguard  # another module's contract: fetch(url, *, allow_hosts, max_bytes, timeout)
+
+    return netguard.fetch
+
+
+def fetch_error(field: str, url: str, exc: Exception) -> Exception:
+    """Classify a failed fetch of a client's input URL: a refused address, an HTTP 4xx, a
+    redirect, an oversized body or an unreachable host are the client's problem (Permanent); a
+    timeout, 429 or 5xx from the input's host may pass (Retryable, bounded by the job's attempts)."""
+    import httpx
+
+    from core.netguard import Blocked, FetchError
+
+    if isinstance(exc, Blocked):
+        return Permanent(f"{field}: the URL {url} may not be fetched: {exc}", code="input_url_blocked")
+    status = getattr(exc, "status_code", None)
+    timed_out = isinstance(exc, httpx.TimeoutException) or isinstance(exc.__cause__, httpx.TimeoutException)
+    if timed_out or (status is not None and (status >= 500 or status == 429)):
+        return Retryable(f"{field}: could not fetch {url}: {exc}", code="input_fetch_failed")
+    if isinstance(exc, (FetchError, httpx.HTTPError)):
+        return Permanent(f"{field}: could not fetch {url}: {exc}", code="input_fetch_failed")
+    return Permanent(f"{field}: could not fetch {url}: {type(exc).__name__}: {exc}", code="input_fetch_failed")
+
+
+def resolve_inputs(op: Operation, params: dict[str, Any], *, allow_hosts: tuple[str, ...] = (),
+                   timeout: float = 10.0, fetch: Fetch | None = None) -> dict[str, Any]:
+    """The params with every media input ready for the upstream: image URLs fetched, checked and
+    replaced by raw base64; base64 values stripped of a ``data:`` prefix; video URLs fetched,
+    probed and kept. Raises ``Permanent`` / ``Retryable``; ``params`` itself is not modified."""
+    if not op.inputs:
+        return params
+    out = dict(params)
+    for spec in op.inputs:
+        value = params.get(spec.field)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        resolved = []
+        for i, item in enumerate(items):
+            name = f"{spec.field}[{i}]" if isinstance(value, list) else spec.field
+            resolved.append(_resolve_one(name, item, spec, params, allow_hosts, timeout, fetch))
+        out[spec.field] = resolved if isinstance(value, list) else resolved[0]
+    return out
+
+
+def _resolve_one(name: str, value: Any, spec: MediaInput, params: dict[str, Any], allow_hosts: tuple[str, ...],
+                 timeout: float, fetch: Fetch | None) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not is_url(value):
+        try:
+            data = decode_base64(value)
+            inspect(data, spec, params)
+        except MediaError as exc:  # intake checks this already; a job may predate a limit change
+            raise Permanent(f"{name}: {exc.message}", code=exc.code) from None
+        return base64.b64encode(data).decode("ascii") if spec.kind == "image" else value
+    fetcher = fetch or _default_fetch()
+    try:
+        data, _content_type = fetcher(value, allow_hosts=allow_hosts, max_bytes=spec.max_bytes, timeout=timeout)
+    except Exception as exc:
+        raise fetch_error(name, value, exc) from None
+    try:
+        inspect(data, spec, params)
+    except MediaError as exc:
+        raise Permanent(f"{name} ({value}): {exc.message}", code=exc.code) from None
+    if spec.kind == "video" or spec.url_only:
+        return value  # Bria takes only public URLs for video
+    return base64.b64encode(data).decode("ascii")
+
+
+# --------------------------------------------------------------------------- whole request (API, batches)
+def prepare_request(op: Operation, params: dict[str, Any], operations: dict[str, Operation]
+                    ) -> tuple[Operation, dict[str, Any], list[dict[str, Any]]]:
+    """The operation that really runs, its params and any errors (FastAPI's shape, ``loc``
+    starting with "body"): an alias's params are normalised into its canonical operation's (and
+    validated by that model, so the reference's limits apply to aliases too), then the media
+    inputs are checked. Synchronous: call it off the event loop. Every path that creates jobs
+    (single requests, batches) must go through this, so no job is ever an alias's."""
+    from pydantic import ValidationError
+
+    if op.alias_of is not None:
+        try:
+            params = op.normalize(params) if op.normalize else params
+        except ValidationError as exc:
+            return op, params, [{"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"],
+                                 "input": e.get("input"), **({"ctx": e["ctx"]} if "ctx" in e else {})}
+                                for e in exc.errors(include_url=False)]
+        op = operations[op.alias_of]
+    return op, params, check_inputs(op, params)

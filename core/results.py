@@ -1,0 +1,86 @@
+"""What a client reads about a job: Bria's status document, with freshly signed URLs.
+
+URLs are minted on every read (never stored), valid for ``url_ttl_seconds`` but never beyond
+the job's retention, so a client can always re-read the status to get working links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from core.jobs import public_status
+from core.models import Job, JobStatus, utcnow
+from core.settings import Settings
+from core.signing import sign_url
+
+# Result fields an upstream may report that we pass on (Bria: seed, prompt, refined_prompt).
+PASSED_META = ("seed", "prompt", "refined_prompt", "structured_prompt")
+
+
+def signed_urls(job: Job, settings: Settings, base_url: str,
+                now: dt.datetime | None = None) -> tuple[list[str], dt.datetime]:
+    now = now or utcnow()
+    expiry = now + dt.timedelta(seconds=settings.url_ttl_seconds)
+    if job.expires_at is not None:
+        expiry = min(expiry, job.expires_at)
+    stamp = math.floor(expiry.timestamp())
+    urls = [sign_url(settings.secret_key, base_url, o["key"], stamp) for o in job.outputs or []]
+    return urls, dt.datetime.fromtimestamp(stamp, dt.UTC)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def result_body(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
+    urls, expires_at = signed_urls(job, settings, base_url)
+    outputs = job.outputs or []
+    key = "video_url" if outputs and outputs[0].get("content_type", "").startswith("video/") else (
+        "audio_url" if outputs and outputs[0].get("content_type", "").startswith("audio/") else "image_url")
+    body: dict[str, Any] = {key: urls[0] if urls else None, "urls": urls}
+    meta = job.result_meta or {}
+    for name in PASSED_META:
+        if name in meta:
+            body[name] = meta[name]
+    body.setdefault("seed", None)
+    body["expires_at"] = iso(expires_at)
+    return body
+
+
+def error_body(job: Job) -> dict[str, Any]:
+    return {"code": job.error_code or "error", "message": job.error_message or "the job failed"}
+
+
+def status_document(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
+    """``BriaStatusResponse``: status, request_id, result (COMPLETED), error (ERROR)."""
+    status = public_status(job.status)
+    doc: dict[str, Any] = {"status": status, "request_id": job.id, "result": None, "error": None}
+    if job.status == JobStatus.COMPLETED.value:
+        doc["result"] = result_body(job, settings, base_url)
+    elif status == "ERROR":
+        doc["error"] = error_body(job)
+    return doc
+
+
+def job_document(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
+    """The richer, provider-neutral job view (``GET /api/v1/jobs/{id}``)."""
+    doc = status_document(job, settings, base_url)
+    doc.update(
+        id=job.id,
+        provider=job.provider,
+        operation=job.operation,
+        state=job.status,
+        progress=job.progress,
+        attempts=job.attempts,
+        created_at=iso(job.created_at),
+        started_at=iso(job.started_at),
+        finished_at=iso(job.finished_at),
+        retained_until=iso(job.expires_at),
+    )
+    if job.outputs:
+        doc["outputs"] = [
+            {k: o.get(k) for k in ("content_type", "size", "width", "height")} for o in job.outputs
+        ]
+    return doc
