@@ -1,0 +1,196 @@
+"""The provider port: what the job machinery needs from an upstream, and nothing more.
+
+A provider package (``providers/bria``, later ``google``, ``openai``, …) declares its
+operations once in an operation table (``Operation`` rows) and implements ``Provider``:
+
+* ``submit(op, params)``  – start the upstream work. Returns ``Submitted`` (the upstream gave a
+  task id to poll) or ``Finished`` (it answered with the outputs at once).
+* ``poll(op, task)``      – one status request. Returns ``Pending``, ``Finished`` or ``Failed``.
+* ``download(output)``    – fetch one output's bytes (upstream URLs may need the provider's auth).
+
+Errors are raised as one of three classes so the worker can act without knowing the provider:
+``RateLimited`` (429: retry after ``retry_after``; the job stays in progress), ``Retryable``
+(5xx, timeouts, connection errors: bounded retries with backoff) and ``Permanent`` (other 4xx,
+content moderation, upstream ERROR: the job ends in ERROR with the upstream's code and message).
+
+This module imports nothing of ours, so provider packages stay independent of core/api/workers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from pydantic import BaseModel
+
+
+# --------------------------------------------------------------------------- errors
+class UpstreamError(Exception):
+    """Base of every classified upstream failure."""
+
+    def __init__(self, message: str, *, code: str = "upstream_error", http_status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+
+
+class RateLimited(UpstreamError):
+    def __init__(self, message: str = "upstream rate limit", *, retry_after: float | None = None, **kw: Any):
+        kw.setdefault("code", "upstream_rate_limited")
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class Retryable(UpstreamError):
+    def __init__(self, message: str, **kw: Any):
+        kw.setdefault("code", "upstream_unavailable")
+        super().__init__(message, **kw)
+
+
+class Permanent(UpstreamError):
+    def __init__(self, message: str, **kw: Any):
+        kw.setdefault("code", "upstream_rejected")
+        super().__init__(message, **kw)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Output:
+    """One produced asset: either a URL to download or the bytes themselves."""
+
+    url: str | None = None
+    data: bytes | None = None
+    content_type: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpstreamTask:
+    """A handle on one long-running upstream task."""
+
+    id: str
+    status_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    tasks: list[UpstreamTask]
+
+
+@dataclass(frozen=True)
+class Finished:
+    outputs: list[Output]
+    # Extra result fields to show the client (seed, prompt, refined_prompt, …).
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pending:
+    progress: float | None = None  # 0..1 when the upstream reports it
+
+
+@dataclass(frozen=True)
+class Failed:
+    code: str
+    message: str
+    details: Any = None
+
+
+PollResult = Pending | Finished | Failed
+
+
+# --------------------------------------------------------------------------- media inputs
+@dataclass(frozen=True)
+class MediaInput:
+    """One request field that carries media (a URL, base64, or a list of them).
+
+    The API checks base64 values at intake (decodable, a real image of an allowed format, within
+    the limits) and the worker fetches URL values SSRF-safely before ``submit``; see core/media.py.
+    ``kind`` is "image" or "video"; ``url_only`` fields are passed on as URLs after the check.
+    """
+
+    field: str
+    kind: str = "image"
+    many: bool = False
+    max_bytes: int = 12 * 1024 * 1024
+    max_pixels: int | None = None
+    max_side: int | None = None
+    formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
+    url_only: bool = False
+    # Extra rule on the decoded media: (width, height, params) -> error message or None.
+    check: Callable[[int, int, dict[str, Any]], str | None] | None = None
+
+
+# --------------------------------------------------------------------------- operations
+class Kind(str, enum.Enum):
+    JOB = "job"  # long-running: persisted, queued, polled
+    QUICK = "quick"  # inline request/response
+    CRUD = "crud"  # resource management
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One Vision Studio endpoint, declared once.
+
+    ``build`` turns the validated request into the upstream call's JSON body (or ``None`` when
+    the provider's ``submit`` handles the op itself); ``upstream_path`` names the upstream
+    endpoint. The API derives its route from ``method``/``path``/``request_model``; the worker
+    dispatches on ``name``.
+    """
+
+    name: str
+    provider: str
+    method: str
+    path: str
+    request_model: type[BaseModel]
+    kind: Kind
+    summary: str
+    tags: tuple[str, ...] = ()
+    upstream_path: str | None = None
+    build: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Media kind of the outputs ("image", "video", "audio", "vector", "json").
+    output: str = "image"
+    description: str = ""
+    deprecated: bool = False
+    # Credits a request costs (plans); upstream requests it makes (upstream throttling).
+    cost: Callable[[dict[str, Any]], int] = field(default=lambda p: one_per_output(p))
+    upstream_requests: Callable[[dict[str, Any]], int] = field(default=lambda p: one_request(p))
+    # Media fields of the request (checked at intake, fetched by the worker).
+    inputs: tuple[MediaInput, ...] = ()
+    # Request encoding: "json" or "form" (application/x-www-form-urlencoded or multipart).
+    body: str = "json"
+    # Upstream path chosen per request (overrides ``upstream_path`` when set).
+    route: Callable[[dict[str, Any]], str] | None = None
+    # Compatibility alias: the canonical operation this one stands for, and the function that
+    # turns the alias's validated params into the canonical request (validated again by the
+    # canonical model). Aliases are routed (marked deprecated) but never become jobs themselves.
+    alias_of: str | None = None
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+def one_per_output(params: dict[str, Any]) -> int:
+    """Default credit cost: one credit per output asset (``num_results``, else 1)."""
+    return int(params.get("num_results") or 1)
+
+
+def one_request(_params: dict[str, Any]) -> int:
+    return 1
+
+
+class Provider(Protocol):
+    name: str
+    operations: list[Operation]
+
+    def submit(self, op: Operation, params: dict[str, Any]) -> Submitted | Finished: ...
+
+    def poll(self, op: Operation, task: UpstreamTask) -> PollResult: ...
+
+    def download(self, output: Output) -> tuple[bytes, str]: ...
+
+    def close(self) -> None: ...
+
+    # Optional, for ``Kind.QUICK`` operations: one inline upstream call whose JSON answer becomes
+    # the ``result`` of the client's response. Raises the same three error classes.
+    # def call(self, op: Operation, params: dict[str, Any]) -> Any: ...
