@@ -1,0 +1,83 @@
+"""The FastAPI application factory (``uvicorn api.app:create_app --factory``)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from api import errors
+from api.deps import AuthCache
+from api.middleware import IntakeMiddleware, RateLimitHeaders
+from api.routes import account, batches, files, health, status, webhooks
+from api.routes.operations import build_router, form_paths
+from core.db import async_session_factory, make_async_engine
+from core.notify import Waiters
+from core.ratelimit import MemoryLimiter, RedisLimiter
+from core.settings import Settings, get_settings
+from core.storage import LocalStorage
+
+log = logging.getLogger("visiongate.api")
+
+DESCRIPTION = """Vision Studio API compatible job gateway.
+
+Authenticate with the `X-API-Key` header. Long-running operations are jobs: they answer
+**202** with a `status_url` (or, with `sync: true`, wait and answer **200** with the result).
+Poll `GET /api/v1/bria/status/{request_id}` until `COMPLETED` or `ERROR`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_async_engine(settings)
+        app.state.sessions = async_session_factory(engine)
+        redis_client = None
+        if settings.notify_redis_url:
+            redis_client = aioredis.Redis.from_url(settings.notify_redis_url)
+            app.state.limiter = RedisLimiter(redis_client)
+        else:
+            app.state.limiter = MemoryLimiter()  # embedded mode: one API process
+        await app.state.waiters.start()
+        try:
+            yield
+        finally:
+            await app.state.waiters.stop()
+            if redis_client is not None:
+                await redis_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="visiongate", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.plan_grid = settings.plan_grid
+    app.state.log = log
+    app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
+    app.state.storage = LocalStorage(settings.results_path)
+    app.state.waiters = Waiters(settings.notify_redis_url)
+
+    # Publishing goes through Celery's producer (imported here so the routes need no Celery).
+    from workers.app import celery_app, publish_start
+
+    app.state.publish_start = publish_start
+
+    def check_broker() -> None:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    app.state.check_broker = check_broker
+
+    errors.install(app)
+    app.add_middleware(IntakeMiddleware, max_body_bytes=settings.max_body_bytes,
+                       path_limits={"/api/v1/batches": settings.batch_max_bytes}, form_paths=form_paths())
+    app.add_middleware(RateLimitHeaders)
+    app.include_router(health.router)
+    app.include_router(build_router())
+    app.include_router(status.router)
+    app.include_router(account.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
+    app.include_router(webhooks.router)
+    return app

@@ -1,0 +1,222 @@
+"""Batches: bulk uploads of job requests (core/batches.py holds the rules)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, AsyncIterator, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
+from api.errors import ApiError
+from core import batches
+from core.credits import InsufficientCredits
+
+router = APIRouter(tags=["Batches"])
+
+JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "application/jsonlines")
+_LINE = {"type": "object", "required": ["custom_id", "endpoint", "body"], "properties": {
+    "custom_id": {"type": "string", "maxLength": batches.MAX_CUSTOM_ID, "description": "unique within the batch"},
+    "endpoint": {"type": "string", "example": "/api/v1/bria/image/generation/generate-image"},
+    "method": {"type": "string", "enum": ["POST"]},
+    "body": {"type": "object", "description": "the endpoint's request body, validated as the endpoint does"}}}
+_OPTIONS = {
+    "on_invalid": {"type": "string", "enum": ["reject", "skip"], "default": "reject"},
+    "webhook_url": {"type": "string", "description": "receives batch.completed / batch.cancelled"},
+    "webhook_events": {"type": "array", "items": {"type": "string"},
+                       "description": "per-job events to send too: job.started, job.completed, job.failed"}}
+CREATE_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "JSONL, one request per line"},
+        **{k: {**v, "type": "string"} for k, v in _OPTIONS.items()}}}},
+    "application/json": {"schema": {"type": "object", "required": ["requests"], "properties": {
+        "requests": {"type": "array", "items": _LINE}, **_OPTIONS}}},
+    "application/jsonl": {"schema": {"type": "string", "description": "JSONL, one request per line"}},
+}}}
+
+
+def _ok(result: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse({"status": "success", "result": result}, status_code=status_code)
+
+
+def _options(values: dict[str, Any], body_fields: set[str]) -> batches.BatchOptions:
+    """Validate the batch options; an error's loc says where the field came from."""
+    try:
+        return batches.BatchOptions.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError([
+            {"type": e["type"], "loc": ("body" if e["loc"] and e["loc"][0] in body_fields else "query", *e["loc"]),
+             "msg": e["msg"], "input": e.get("input")} for e in exc.errors(include_url=False)]) from None
+
+
+def _body_error(loc: tuple[str, ...], msg: str, type_: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"type": type_, "loc": loc, "msg": msg, "input": None}])
+
+
+@router.post("/api/v1/batches", status_code=202, summary="Create Batch", openapi_extra=CREATE_BODY,
+             responses={202: {"description": "Accepted: the batch document"},
+                        406: {"description": "Not enough credits for the whole batch (nothing is created)"},
+                        413: {"description": "Over the batch size or line limit"},
+                        422: {"description": "Invalid lines (each listed with line number, custom_id "
+                                             "and errors) or invalid options"}})
+async def create_batch(request: Request, principal: EndpointLimited, session: SessionDep,
+                       settings: SettingsDep, base: BaseUrlDep,
+                       on_invalid: Literal["reject", "skip"] | None = Query(None),
+                       webhook_url: str | None = Query(None),
+                       webhook_events: str | None = Query(None, description="comma-separated")) -> JSONResponse:
+    """Upload many job requests at once: a **JSONL file** (multipart field `file`, or the raw
+    body with `Content-Type: application/jsonl`) or `{"requests": [...]}`. Each line is
+    `{"custom_id", "endpoint", "body"}`. Every line is validated like its endpoint; one invalid
+    line refuses the batch (422 listing each bad line) unless `on_invalid=skip`. Limits:
+    `VISIONGATE_BATCH_MAX_LINES` (50,000) lines, `VISIONGATE_BATCH_MAX_BYTES` (200 MB). The
+    credits of all jobs are reserved at once; the jobs start as the tenant's concurrency allows
+    (they do not count against the per-minute request limit)."""
+    fields: dict[str, Any] = {k: v for k, v in (("on_invalid", on_invalid), ("webhook_url", webhook_url),
+                                                 ("webhook_events", webhook_events)) if v is not None}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    max_lines = settings.batch_max_lines
+    where = "file"
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=20)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise _body_error(("body", "file"), "a JSONL file is required in the form field `file`", "missing")
+        from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in form}
+        fields.update({k: form[k] for k in from_body})
+        options = _options(fields, from_body)
+        parse = lambda: batches.parse_jsonl(upload.file, max_lines)  # noqa: E731
+    elif ctype in JSONL_TYPES:
+        raw = await request.body()
+        options = _options(fields, set())
+        parse = lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines)  # noqa: E731
+    else:
+        raw = await request.body()
+        try:
+            data = await run_in_threadpool(json.loads, raw)
+        except ValueError as exc:
+            raise _body_error(("body",), f"the body is not valid JSON: {exc}", "json_invalid") from None
+        if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
+            raise _body_error(("body", "requests"), "send a JSONL file (multipart field `file`) or "
+                              "a JSON object with a `requests` list", "missing")
+        from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in data}
+        fields.update({k: data[k] for k in from_body})
+        options = _options(fields, from_body)
+        where = "requests"
+        parse = lambda: batches.parse_requests(data["requests"], max_lines)  # noqa: E731
+    try:
+        parsed = await run_in_threadpool(parse)
+    except batches.TooManyLines as exc:
+        raise ApiError(413, str(exc), code="payload_too_large", max_lines=max_lines) from None
+    if not parsed.lines and not parsed.errors:
+        raise _body_error(("body", where), "the batch has no request lines", "missing")
+    if parsed.errors and options.on_invalid == "reject":
+        raise RequestValidationError([
+            {"type": "invalid_line", "loc": ("body", where, e["line"]),
+             "msg": f"line {e['line']} is invalid: " + "; ".join(
+                 f"{'.'.join(map(str, x['loc'])) or 'line'}: {x['msg']}" for x in e["errors"]),
+             "input": None, "line": e["line"], "custom_id": e["custom_id"], "errors": e["errors"]}
+            for e in parsed.errors])
+    metered = not principal.limits.unmetered
+    try:
+        batch = await session.run_sync(lambda s: batches.create(
+            s, tenant_id=principal.tenant_id, metered=metered, parsed=parsed, options=options, base_url=base))
+        doc = await session.run_sync(lambda s: batches.batch_document(s, batch, base))
+        await session.commit()
+    except InsufficientCredits as exc:
+        await session.rollback()
+        raise ApiError(406, f"this batch costs {exc.cost} credit(s); {exc.available} available",
+                       code="insufficient_credits", credit_cost=exc.cost,
+                       credits_remaining=exc.available) from None
+    return _ok(doc, 202)
+
+
+async def _get(session: SessionDep, tenant_id: str, batch_id: str):
+    batch = await session.run_sync(batches.get, tenant_id, batch_id)
+    if batch is None:
+        raise ApiError(404, f"batch {batch_id} not found", code="not_found")
+    return batch
+
+
+@router.get("/api/v1/batches", summary="List Batches")
+async def list_batches(principal: ReadLimited, session: SessionDep, base: BaseUrlDep,
+                       status: Literal["validating", "in_progress", "cancelling", "completed",
+                                       "cancelled", "failed"] | None = Query(None),
+                       limit: int = Query(20, ge=1, le=100),
+                       after: str | None = Query(None, description="next_cursor of the previous page")) -> JSONResponse:
+    """The tenant's batches, newest first, optionally by status; cursor pagination."""
+    def page(s):  # noqa: ANN001, ANN202
+        rows, more = batches.list_batches(s, principal.tenant_id, status=status, limit=limit, after=after)
+        return [batches.batch_document(s, b, base) for b in rows], more
+    docs, more = await session.run_sync(page)
+    return _ok({"data": docs, "has_more": more, "next_cursor": docs[-1]["id"] if more and docs else None})
+
+
+@router.get("/api/v1/batches/{batch_id}", summary="Get Batch")
+async def get_batch(batch_id: str, principal: ReadLimited, session: SessionDep, base: BaseUrlDep) -> JSONResponse:
+    """Status (`validating`, `in_progress`, `cancelling`, `completed`, `cancelled`, `failed`),
+    job counts per state, progress, times, and the invalid lines (first 100)."""
+    batch = await _get(session, principal.tenant_id, batch_id)
+    return _ok(await session.run_sync(lambda s: batches.batch_document(s, batch, base)))
+
+
+@router.get("/api/v1/batches/{batch_id}/results", summary="Get Batch Results",
+            responses={200: {"content": {"application/jsonl": {}},
+                             "description": "One JSON line per finished job, in line order"}})
+async def batch_results(batch_id: str, request: Request, principal: ReadLimited, session: SessionDep,
+                        settings: SettingsDep, base: BaseUrlDep) -> StreamingResponse:
+    """JSONL, streamed: one line per finished job so far (`custom_id`, `request_id`, `status`
+    COMPLETED/ERROR/EXPIRED, `result` with freshly signed URLs, `error`). Available at any
+    time; lines of jobs still running appear once they finish."""
+    batch = await _get(session, principal.tenant_id, batch_id)
+    sessions = request.app.state.sessions
+
+    async def lines() -> AsyncIterator[bytes]:
+        cursor = None
+        async with sessions() as s:
+            while True:
+                page = await s.run_sync(lambda ss: batches.result_page(ss, batch.id, cursor, 1000))
+                if not page:
+                    return
+                yield "".join(json.dumps(batches.result_line(job, settings, base), separators=(",", ":"))
+                              + "\n" for job in page).encode()
+                cursor = (page[-1].created_at, page[-1].id)
+                s.expunge_all()
+
+    return StreamingResponse(lines(), media_type="application/jsonl",
+                             headers={"Content-Disposition": f'inline; filename="{batch.id}-results.jsonl"'})
+
+
+@router.get("/api/v1/batches/{batch_id}/errors", summary="Get Batch Invalid Lines",
+            responses={200: {"content": {"application/jsonl": {}}}})
+async def batch_errors(batch_id: str, principal: ReadLimited, session: SessionDep) -> StreamingResponse:
+    """JSONL: every line refused at upload (`on_invalid=skip`): line number, custom_id, errors."""
+    batch = await _get(session, principal.tenant_id, batch_id)
+    errors = batch.errors or []
+
+    async def lines() -> AsyncIterator[bytes]:
+        for i in range(0, len(errors), 1000):
+            yield "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in errors[i:i + 1000]).encode()
+
+    return StreamingResponse(lines(), media_type="application/jsonl")
+
+
+@router.post("/api/v1/batches/{batch_id}/cancel", summary="Cancel Batch")
+async def cancel_batch(batch_id: str, principal: EndpointLimited, session: SessionDep, settings: SettingsDep,
+                       base: BaseUrlDep) -> JSONResponse:
+    """Cancel the jobs that have not started (their credits are released); jobs already running
+    upstream finish, and every finished job's result stays in `results`. The batch is
+    `cancelling` until its last running job ends, then `cancelled`. Idempotent."""
+    batch = await _get(session, principal.tenant_id, batch_id)
+
+    def run(s):  # noqa: ANN001, ANN202
+        cancelled = batches.cancel(s, batch, settings.retention_seconds)
+        return cancelled, batches.batch_document(s, batch, base)
+
+    cancelled, doc = await session.run_sync(run)
+    await session.commit()
+    return _ok({**doc, "jobs_cancelled": cancelled})

@@ -1,0 +1,197 @@
+"""Routes derived from the providers' operation tables: one generic handler per kind.
+
+A JOB operation's route validates the body with the operation's request model, persists the
+job, publishes it on the provider's queue and answers 202 with the status URL, or, with
+``sync: true``, waits (up to the server's sync deadline) and answers 200 with the result.
+"""
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+
+from api.deps import BaseUrlDep, EndpointLimited, SessionDep, SettingsDep
+from api.errors import ApiError
+from core import intake, jobs
+from core.credits import InsufficientCredits
+from core.models import FINAL, Job, JobStatus
+from core.results import error_body, result_body
+from core.webhooks import JobOptions
+from core import media
+from providers.base import Kind, Operation, Permanent, RateLimited, Retryable
+from providers.registry import OPERATIONS, TABLES
+
+FINAL_VALUES = frozenset(s.value for s in FINAL)
+
+WEBHOOK_OPTIONS_DOC = """
+
+**Webhooks** (visiongate extension; the fields are read from the same JSON body): `webhook_url`
+(http/https, public address) receives the job's events signed per Standard Webhooks;
+`webhook_events` picks them: `job.started`, `job.completed`, `job.failed` (or `started`,
+`completed`, `failed`), default the final event only. A bad value answers 422 with
+`loc: ["body", "webhook_url"]` and creates no job."""
+
+
+def status_url(base: str, provider: str, job_id: str) -> str:
+    return f"{base}/api/v1/{provider}/status/{job_id}"
+
+
+def _accepted(base: str, accepted: intake.Accepted) -> JSONResponse:
+    job = accepted.job
+    return JSONResponse(
+        {"status": "success", "result": {"request_id": job.id, "status": "IN_PROGRESS",
+                                         "status_url": status_url(base, job.provider, job.id),
+                                         **accepted.receipt()}},
+        status_code=202,
+    )
+
+
+async def job_options(request: Request, settings: Any) -> JobOptions | None:
+    """``webhook_url`` / ``webhook_events`` from the job's JSON body. They are not fields of the
+    operation's request model (that stays exactly the reference's), so they are read from the
+    same body here; a bad value is a 422 like any other field, and no job is created."""
+    raw = await request.json()  # already parsed for the model: Starlette caches it
+    if not isinstance(raw, dict) or ("webhook_url" not in raw and "webhook_events" not in raw):
+        return None
+    try:
+        return JobOptions.model_validate(raw, context={"allow_hosts": settings.outbound_allow_hosts})
+    except ValidationError as exc:
+        raise RequestValidationError([
+            {"type": e["type"], "loc": ("body", *(e["loc"] or ("webhook_events",))), "msg": e["msg"],
+             "input": e.get("input")} for e in exc.errors(include_url=False)]) from None
+
+
+def make_job_endpoint(op: Operation):
+    model: type[BaseModel] = op.request_model
+    body_type = Annotated[model, Form()] if op.body == "form" else model
+
+    async def endpoint(body: body_type, principal: EndpointLimited, session: SessionDep,  # type: ignore[valid-type]
+                       settings: SettingsDep, base: BaseUrlDep, request: Request) -> Any:
+        run_op, params = await prepare(op, body.model_dump(mode="json"))
+        sync = bool(params.get("sync", False))
+        options = await job_options(request, settings) if op.body != "form" else None
+        try:
+            accepted = await intake.submit(session, principal, run_op, params, sync=sync,
+                                           options=options, base_url=base)
+        except InsufficientCredits as exc:
+            await session.rollback()
+            raise ApiError(406, str(exc), code="insufficient_credits", credit_cost=exc.cost,
+                           credits_remaining=exc.available) from None
+        job = accepted.job
+        await session.commit()
+        app = request.app
+        try:
+            await run_in_threadpool(app.state.publish_start, job.id, op.provider)
+        except Exception:  # broker down: the sweeper publishes it once the broker is back
+            app.state.log.warning("publish of job %s failed; left to the sweeper", job.id, exc_info=True)
+            await jobs.mark_unpublished(session, job.id)
+            await session.commit()
+        if not sync:
+            return _accepted(base, accepted)
+
+        async def is_final() -> bool:
+            async with app.state.sessions() as s:
+                state = await s.scalar(select(Job.status).where(Job.id == job.id))
+            return state in FINAL_VALUES
+
+        done = await app.state.waiters.wait(job.id, settings.sync_deadline_seconds, is_final)
+        if not done:
+            return _accepted(base, accepted)
+        await session.refresh(job)
+        if job.status == JobStatus.COMPLETED.value:
+            return {"status": "success", "result": {
+                "request_id": job.id, "status": "COMPLETED",
+                "status_url": status_url(base, job.provider, job.id),
+                **result_body(job, settings, base), **accepted.receipt()}}
+        raise ApiError(502, error_body(job)["message"], code=error_body(job)["code"], request_id=job.id)
+
+    endpoint.__name__ = op.name.replace(".", "_")
+    return endpoint
+
+
+async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dict[str, Any]]:
+    """The operation that really runs and its params (an alias becomes its canonical operation;
+    base64 media are decoded and checked off the event loop): any problem is a 422 naming the
+    field, before anything is created. See ``core.media.prepare_request``."""
+    if op.alias_of is None and not op.inputs:
+        return op, params
+    run_op, params, errors = await run_in_threadpool(media.prepare_request, op, params, OPERATIONS)
+    if errors:
+        raise RequestValidationError(errors)
+    return run_op, params
+
+
+def _quick_provider(app: Any, name: str) -> Any:
+    providers = getattr(app.state, "providers", None)
+    if providers is None:
+        from workers.upstreams import build_providers  # the same adapters the worker uses
+
+        providers = app.state.providers = build_providers(app.state.settings)
+    return providers[name]
+
+
+def make_quick_endpoint(op: Operation):
+    """A ``Kind.QUICK`` operation: validated like a job, then one inline upstream call (in a
+    thread: the adapters are synchronous) whose answer is the ``result``. Upstream errors map to
+    the error envelope: 429 → 429 with Retry-After, timeouts → 504, other retryable → 502,
+    rejected input (upstream 400/422) → 422, other permanent errors → 502."""
+    model: type[BaseModel] = op.request_model
+    body_type = Annotated[model, Form()] if op.body == "form" else model
+
+    async def endpoint(body: body_type, principal: EndpointLimited, request: Request) -> Any:  # type: ignore[valid-type]
+        run_op, params = await prepare(op, body.model_dump(mode="json"))
+        provider = _quick_provider(request.app, run_op.provider)
+        try:
+            result = await run_in_threadpool(provider.call, run_op, params)
+        except RateLimited as exc:
+            retry = max(1, math.ceil(exc.retry_after or 1))
+            raise ApiError(429, f"the upstream is rate limited: {exc.message}", code="upstream_rate_limited",
+                           headers={"Retry-After": str(retry)}, retry_after=retry) from None
+        except Retryable as exc:
+            status = 504 if "timeout" in exc.code else 502
+            raise ApiError(status, exc.message, code=exc.code) from None
+        except Permanent as exc:
+            status = 422 if exc.http_status in (400, 422) else 502
+            raise ApiError(status, exc.message, code=exc.code) from None
+        return {"status": "success", "result": result}
+
+    endpoint.__name__ = op.name.replace(".", "_")
+    return endpoint
+
+
+def form_paths() -> frozenset[str]:
+    """Paths whose operations take form bodies (IntakeMiddleware leaves their content type alone)."""
+    return frozenset(op.path for table in TABLES.values() for op in table if op.body == "form")
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    for table in TABLES.values():
+        for op in table:
+            if op.kind is Kind.QUICK:
+                router.add_api_route(
+                    op.path, make_quick_endpoint(op), methods=[op.method], summary=op.summary,
+                    description=op.description, tags=list(op.tags), deprecated=op.deprecated, status_code=200,
+                    responses={401: {"description": "Missing or invalid API key"},
+                               429: {"description": "Rate limit reached (ours or the upstream's; see Retry-After)"},
+                               502: {"description": "The upstream failed"},
+                               504: {"description": "The upstream did not answer in time"}})
+                continue
+            if op.kind is not Kind.JOB:
+                raise NotImplementedError(f"{op.name}: only JOB and QUICK operations are routed so far")
+            router.add_api_route(
+                op.path, make_job_endpoint(op), methods=[op.method], summary=op.summary,
+                description=(op.description + WEBHOOK_OPTIONS_DOC).strip(), tags=list(op.tags),
+                deprecated=op.deprecated, status_code=200,
+                responses={202: {"description": "Accepted: the job runs; poll status_url"},
+                           401: {"description": "Missing or invalid API key"},
+                           406: {"description": "Not enough credits (no job is created)"},
+                           413: {"description": "Request body too large"},
+                           429: {"description": "Rate limit reached (see Retry-After)"}},
+            )
+    return router

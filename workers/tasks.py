@@ -1,0 +1,76 @@
+"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline``.
+
+The worker process builds one ``Context`` (DB sessions, storage, provider clients) lazily,
+after Celery has forked its pool processes, so no connection is shared across a fork.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import redis
+from celery.signals import worker_process_init
+
+from core.db import reset_engines, session_factory
+from core.notify import Notifier
+from core.ratelimit import MemoryWindow, SyncRedisLimiter
+from core.settings import get_settings
+from core.storage import LocalStorage
+from workers import pipeline, webhooks
+from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, publish
+from workers.throttle import Throttle
+from workers.upstreams import build_providers
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def context() -> pipeline.Context:
+    settings = get_settings()
+    log.info("worker context built in pid %d", os.getpid())
+    window = (SyncRedisLimiter(redis.Redis.from_url(settings.notify_redis_url))
+              if settings.notify_redis_url else MemoryWindow())
+    return pipeline.Context(
+        settings=settings,
+        sessions=session_factory(),
+        storage=LocalStorage(settings.results_path),
+        notifier=Notifier(settings.notify_redis_url),
+        providers=build_providers(settings),
+        publish=lambda task, job_id, queue: publish(task, job_id, queue),
+        throttle=Throttle(settings.upstream_limits, window, busy_delay=settings.poll_interval_seconds),
+        start_task=START_TASK,
+        poll_task=POLL_TASK,
+    )
+
+
+@worker_process_init.connect
+def _after_fork(**_kwargs) -> None:
+    reset_engines()
+    context.cache_clear()
+
+
+@celery_app.task(name=START_TASK)
+def start(job_id: str) -> None:
+    pipeline.start(context(), job_id)
+
+
+@celery_app.task(name=POLL_TASK)
+def poll(job_id: str) -> None:
+    pipeline.poll(context(), job_id)
+
+
+@celery_app.task(name=SWEEP_TASK)
+def sweep() -> dict[str, int]:
+    try:
+        return pipeline.sweep(context())
+    finally:
+        # Due webhook deliveries and finished batches ride on the same beat message (no extra
+        # broker traffic; a failure there is logged and never stops the job sweep).
+        webhooks.sweep()
+
+
+@celery_app.task(name=EXPIRE_TASK)
+def expire() -> int:
+    return pipeline.expire(context())

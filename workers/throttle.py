@@ -1,0 +1,52 @@
+"""Upstream throttling: never exceed a provider's limits across all worker processes.
+
+Two limits per provider key (``VISIONGATE_UPSTREAM_LIMITS``): requests per minute (a sliding
+window in Redis shared by every worker; in memory in the embedded mode) and tasks running
+upstream at once (counted from the jobs table: SUBMITTED and RUNNING jobs of that provider).
+A job that does not fit waits (stays QUEUED, ``IN_PROGRESS`` to the client) and is retried when a
+slot should be free; it spends no attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from core.models import Job, JobStatus
+from core.ratelimit import Decision
+
+ACTIVE_UPSTREAM = (JobStatus.RUNNING.value, JobStatus.SUBMITTED.value)
+
+
+class Window(Protocol):
+    def hit(self, key: str, quota: int, window: int, weight: int = 1) -> Decision: ...
+
+
+class Throttle:
+    def __init__(self, limits: dict[str, dict[str, Any]], window: Window, busy_delay: float = 1.0):
+        self.limits = limits
+        self.window = window
+        self.busy_delay = busy_delay
+
+    def wait_time(self, session: Session, provider: str, job_id: str, requests: int) -> float | None:
+        """None if the job may go upstream now, else how long to wait before trying again."""
+        conf = self.limits.get(provider) or {}
+        cap = conf.get("concurrency")
+        if cap is not None:
+            if session.bind.dialect.name == "postgresql":
+                # Serialise the count-then-start of this provider's jobs across workers until
+                # the claiming transaction commits (then the new RUNNING row is counted).
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                {"k": f"visiongate:upstream:{provider}"})
+            running = session.scalar(select(func.count()).select_from(Job).where(
+                Job.provider == provider, Job.status.in_(ACTIVE_UPSTREAM), Job.id != job_id))
+            if running >= cap:
+                return self.busy_delay
+        rpm = conf.get("rpm")
+        if rpm is not None:
+            decision = self.window.hit(f"upstream:{provider}", int(rpm), 60, weight=min(requests, int(rpm)))
+            if not decision.allowed:
+                return max(decision.reset_after, 0.05)
+        return None
