@@ -1,0 +1,107 @@
+"""Smoke test of the benchmark harness (``make bench``): every scenario for about a second with a
+tiny N, against the real PostgreSQL and Redis, to prove the harness starts and stops the system,
+drives it, and writes the table and the JSON with the right columns.
+
+No timing is asserted: the numbers of a one-second run on a shared machine mean nothing. The test
+fails when PostgreSQL or Redis is not reachable (``scripts/ensure-services.sh`` starts them; make test runs it).
+It uses its own database (created and dropped by the harness) and Redis database 13.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.procs import alive
+from bench.report import COLUMNS, NOT_MEASURED
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_SMOKE_REDIS_URL", "redis://127.0.0.1:6379/13")
+DB = "visiongate_bench_smoke"
+
+pytestmark = pytest.mark.integration
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if not (_reachable("127.0.0.1", 5432) and _reachable("127.0.0.1", 6379)):
+        pytest.fail("needs local PostgreSQL and Redis: run scripts/ensure-services.sh (make test does)")
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out), "--db", DB,
+         "--pg-admin", PG_ADMIN, "--redis", REDIS_URL, "--lock-wait", "60"],
+        cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return {"out": out, "json": json.loads((out / "results.json").read_text()),
+            "md": (out / "results.md").read_text(), "log": proc.stdout}
+
+
+def test_markdown_table_has_the_columns_and_every_scenario(smoke: dict[str, Any]) -> None:
+    md = smoke["md"]
+    assert "| " + " | ".join(COLUMNS) + " |" in md
+    for scenario in ("1 Intake", "2 Status reads", "3 Pipeline", "4 In flight", "5 Batch ingest"):
+        assert f"| {scenario}" in md, scenario
+    assert "Smoke run" in md  # a quick run says its numbers mean nothing
+
+
+def test_json_rows_match_the_table(smoke: dict[str, Any]) -> None:
+    rows = smoke["json"]["table"]
+    assert rows and all(list(r) == COLUMNS for r in rows)
+    targets = {r["Target"] for r in rows}
+    assert {"≥ 3×", "≤ 100 ms", "≥ 0.5×", "≤ 50 ms"} <= targets
+    assert any(t.startswith("all") for t in targets)  # in flight: every job completes
+    for row in rows:
+        if row["Target"] != "—":
+            assert row["Result"] in ("met", "**MISSED**", "n/a"), row
+
+
+def test_each_scenario_recorded_its_repetitions(smoke: dict[str, Any]) -> None:
+    sc = smoke["json"]["scenarios"]
+    for variant in ("visiongate", "bare", "typical"):
+        run = sc["intake"]["runs"][variant][0]
+        assert {"rps", "p50_ms", "p99_ms", "errors", "loadgen_cpu_util", "server_cpu_util"} <= set(run)
+        assert run["requests"] > 0
+    for variant in ("visiongate", "bare"):
+        assert sc["status"]["runs"][variant][0]["requests"] > 0
+    for variant in ("visiongate", "noop"):
+        rep = sc["pipeline"]["runs"][variant][0]
+        assert rep["burst"]["completed"] > 0 and rep["paced"]["completed"] > 0
+        assert {"per_s", "p50_ms", "p99_ms", "window_s"} <= set(rep["burst"])
+    inflight = sc["inflight"]["runs"][0]
+    assert inflight["completed"] == inflight["jobs"]
+    assert inflight["late_p50_s"] is not None and inflight["status_requests"] > 0
+    assert set(inflight["peak_rss_mib"]) == {"worker", "beat", "api"}
+    assert all(v["total_mib"] > 0 for v in inflight["peak_rss_mib"].values())
+
+
+def test_batch_ingest_is_a_placeholder_without_numbers(smoke: dict[str, Any]) -> None:
+    row = next(r for r in smoke["json"]["table"] if r["Scenario"].startswith("5"))
+    assert row["visiongate"] == NOT_MEASURED
+    assert row["Result"] == "not measured"
+    assert not any(ch.isdigit() for k, v in row.items() if k != "Scenario" for ch in v)
+
+
+def test_no_process_is_left_running_and_the_database_is_gone(smoke: dict[str, Any]) -> None:
+    pids = smoke["json"]["meta"]["pids"]
+    assert pids
+    assert [p for p in pids if alive(p)] == []
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone() is None

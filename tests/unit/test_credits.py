@@ -1,0 +1,74 @@
+"""Credits ledger: reserve at submit, capture on COMPLETED, release on ERROR, and the balance
+always equals what the ledger says."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from core import credits, jobs
+from core.models import CreditEntry, Job, Tenant
+from core.plans import DEFAULT_PLANS
+from core.tenants import get_or_create_tenant
+
+
+def ledger_balance(session, tenant_id) -> int:
+    rows = dict(session.execute(select(CreditEntry.kind, func.sum(CreditEntry.amount))
+                                .where(CreditEntry.tenant_id == tenant_id).group_by(CreditEntry.kind)).all())
+    return rows.get("grant", 0) - rows.get("reserve", 0) + rows.get("release", 0)
+
+
+def submit(async_sessions, tenant_id, cost):
+    async def go():
+        async with async_sessions() as s:
+            job = await jobs.create_job(s, tenant_id=tenant_id, provider="bria", operation="bria.generate_image",
+                                        params={}, sync=False, credit_cost=cost)
+            left = await credits.reserve(s, tenant_id, job.id, cost)
+            await s.commit()
+            return job.id, left
+
+    return asyncio.run(go())
+
+
+def test_new_tenant_gets_its_plans_initial_credits(db):
+    sessions, _ = db
+    with sessions.begin() as s:
+        t = get_or_create_tenant(s, "a", "starter")
+        assert t.credits == DEFAULT_PLANS["starter"].initial_credits
+        assert ledger_balance(s, t.id) == t.credits
+
+
+def test_reserve_capture_release(db):
+    sessions, async_sessions = db
+    with sessions.begin() as s:
+        tenant_id = get_or_create_tenant(s, "a", "free").id  # 100 credits
+    done, left = submit(async_sessions, tenant_id, 4)
+    assert left == 96
+    failed, left = submit(async_sessions, tenant_id, 10)
+    assert left == 86
+    with sessions.begin() as s:
+        for job_id in (done, failed):
+            jobs.claim_start(s, job_id, 30)
+        assert jobs.complete(s, done, [], {}, 60)
+        assert jobs.fail(s, failed, "x", "upstream said no", 60)
+        assert not jobs.fail(s, failed, "x", "again", 60)  # settled once only
+    with sessions() as s:
+        balance = s.get(Tenant, tenant_id).credits
+        assert balance == 96  # 4 captured, 10 released
+        assert ledger_balance(s, tenant_id) == balance
+        kinds = s.execute(select(CreditEntry.job_id, CreditEntry.kind).where(CreditEntry.job_id.is_not(None))).all()
+        assert sorted(kinds) == sorted([(done, "reserve"), (done, "capture"), (failed, "reserve"), (failed, "release")])
+
+
+def test_insufficient_credits_reserves_nothing(db):
+    sessions, async_sessions = db
+    with sessions.begin() as s:
+        tenant_id = get_or_create_tenant(s, "a", "free").id
+        credits.grant(s, tenant_id, -99)  # 1 left
+    with pytest.raises(credits.InsufficientCredits) as info:
+        submit(async_sessions, tenant_id, 2)
+    assert (info.value.cost, info.value.available) == (2, 1)
+    with sessions() as s:
+        assert s.get(Tenant, tenant_id).credits == 1
+        assert s.scalar(select(func.count()).select_from(Job)) == 0
+        assert ledger_balance(s, tenant_id) == 1
