@@ -1,0 +1,239 @@
+"""The results table: Markdown for people, the same rows in results.json for tools.
+
+Every figure is ``median (min–max)`` over the repetitions; a ratio is the median of the
+per-repetition ratios (the runs of a repetition are interleaved, so each pair shares the
+machine's conditions of that moment).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from bench.stats import ratios, spread
+
+COLUMNS = ["Scenario", "Metric", "visiongate", "Baseline", "Baseline value", "Ratio", "Target", "Result"]
+NOT_MEASURED = "not measured: batches not implemented yet"
+
+
+def _fmt(x: float | None, nd: int) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.{nd}f}"
+
+
+def fmt_spread(s: dict[str, Any], nd: int = 1, unit: str = "") -> str:
+    if s["median"] is None:
+        return "n/a"
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return f"{_fmt(s['median'], nd)}{unit}"
+    return f"{_fmt(s['median'], nd)}{unit} ({_fmt(s['min'], nd)}–{_fmt(s['max'], nd)})"
+
+
+def _verdict(ok: bool | None) -> str:
+    if ok is None:
+        return "n/a"
+    return "met" if ok else "**MISSED**"
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, str]] = []
+
+    def add(self, scenario: str, metric: str, vg: str, baseline: str = "", base_val: str = "",
+            ratio: str = "", target: str = "", result: str = "") -> None:
+        self.rows.append(dict(zip(COLUMNS, [scenario, metric, vg, baseline, base_val, ratio,
+                                            target or "—", result or "—"])))
+
+    def markdown(self) -> str:
+        out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        out += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in self.rows]
+        return "\n".join(out)
+
+
+def _col(runs: list[dict[str, Any]], key: str | Callable[[dict[str, Any]], Any]) -> list[Any]:
+    return [key(r) if callable(key) else r.get(key) for r in runs]
+
+
+def render_markdown(results: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+    sc = results["scenarios"]
+    meta = results["meta"]
+    t = Table()
+    notes: list[str] = []
+
+    # ---------------------------------------------------------------- 1 intake
+    if "intake" in sc:
+        runs = sc["intake"]["runs"]
+        vg, bare, typ = runs["visiongate"], runs["bare"], runs["typical"]
+        name = f"1 Intake ({sc['intake']['connections']} conn.)"
+        rps = _col(vg, "rps")
+        r_typ = spread(ratios(rps, _col(typ, "rps")))
+        t.add(name, "requests/s", fmt_spread(spread(rps), 0), "typical: ORM insert + send_task",
+              fmt_spread(spread(_col(typ, "rps")), 0), fmt_spread(r_typ, 2, "×"), "≥ 3×",
+              _verdict(None if r_typ["median"] is None else r_typ["median"] >= 3))
+        r_bare = spread(ratios(rps, _col(bare, "rps")))
+        t.add(name, "requests/s", fmt_spread(spread(rps), 0), "bare FastAPI + same pydantic model",
+              fmt_spread(spread(_col(bare, "rps")), 0), fmt_spread(r_bare, 2, "×"))
+        for q in ("p50", "p99"):
+            s = spread(_col(vg, f"{q}_ms"))
+            ok = None if q == "p50" or s["median"] is None else s["median"] <= 100
+            t.add(name, f"{q} latency (ms)", fmt_spread(s, 1), "typical / bare",
+                  f"{fmt_spread(spread(_col(typ, f'{q}_ms')), 1)} / {fmt_spread(spread(_col(bare, f'{q}_ms')), 1)}",
+                  fmt_spread(spread(ratios(_col(vg, f"{q}_ms"), _col(typ, f"{q}_ms"))), 2, "×") + " of typical",
+                  "≤ 100 ms" if q == "p99" else "", _verdict(ok) if q == "p99" else "")
+        errs = sum(_col(vg, "errors"))
+        t.add(name, "errors (all reps)", f"{errs} of {sum(_col(vg, 'requests')) + errs:,}", "typical / bare",
+              f"{sum(_col(typ, 'errors'))} / {sum(_col(bare, 'errors'))}", "", "0", _verdict(errs == 0))
+    else:
+        t.add("1 Intake", "—", "not run")
+
+    # ---------------------------------------------------------------- 2 status
+    if "status" in sc:
+        runs = sc["status"]["runs"]
+        vg, bare = runs["visiongate"], runs["bare"]
+        name = f"2 Status reads ({sc['status']['connections']} conn.)"
+        r = spread(ratios(_col(vg, "rps"), _col(bare, "rps")))
+        t.add(name, "requests/s", fmt_spread(spread(_col(vg, "rps")), 0), "bare FastAPI GET",
+              fmt_spread(spread(_col(bare, "rps")), 0), fmt_spread(r, 2, "×"), "≥ 0.5×",
+              _verdict(None if r["median"] is None else r["median"] >= 0.5))
+        for q in ("p50", "p99"):
+            t.add(name, f"{q} latency (ms)", fmt_spread(spread(_col(vg, f"{q}_ms")), 1), "bare FastAPI GET",
+                  fmt_spread(spread(_col(bare, f"{q}_ms")), 1),
+                  fmt_spread(spread(ratios(_col(vg, f"{q}_ms"), _col(bare, f"{q}_ms"))), 2, "×"))
+        errs = sum(_col(vg, "errors"))
+        t.add(name, "errors (all reps)", str(errs), "bare FastAPI GET", str(sum(_col(bare, "errors"))),
+              "", "0", _verdict(errs == 0))
+        notes.append(f"Status reads cycle over {sc['status']['completed_jobs']} COMPLETED jobs (each read "
+                     f"mints a signed URL) and {sc['status']['in_progress_jobs']} IN_PROGRESS jobs, "
+                     "alternating.")
+    else:
+        t.add("2 Status reads", "—", "not run")
+
+    # ---------------------------------------------------------------- 3 pipeline
+    if "pipeline" in sc:
+        p = sc["pipeline"]
+        vg, noop = p["runs"]["visiongate"], p["runs"]["noop"]
+        name = "3 Pipeline (sim latency 0)"
+        thr = _col(vg, lambda r: r["burst"]["per_s"])
+        nthr = _col(noop, lambda r: r["burst"]["per_s"])
+        r = spread(ratios(thr, nthr))
+        t.add(name, "completed jobs/s (burst)", fmt_spread(spread(thr), 1), "Celery no-op tasks/s",
+              fmt_spread(spread(nthr), 1), fmt_spread(r, 3, "×"), "≥ 0.5×",
+              _verdict(None if r["median"] is None else r["median"] >= 0.5))
+        for q in ("p50", "p99"):
+            s = spread(_col(vg, lambda r, q=q: r["paced"][f"{q}_ms"]))
+            ns = spread(_col(noop, lambda r, q=q: r["paced"][f"{q}_ms"]))
+            ok = None if q == "p99" or s["median"] is None else s["median"] <= 50
+            t.add(name, f"added latency {q} (ms), submit→COMPLETED", fmt_spread(s, 0),
+                  "no-op task sent→done", fmt_spread(ns, 1), "",
+                  "≤ 50 ms" if q == "p50" else "", _verdict(ok) if q == "p50" else "")
+        incomplete = sum(r["burst"]["failed"] + r["paced"]["failed"] for r in vg)
+        t.add(name, "jobs not COMPLETED (all reps)", str(incomplete), "no-op tasks lost",
+              str(sum(r["burst"]["failed"] + r["paced"]["failed"] for r in noop)), "", "0",
+              _verdict(incomplete == 0))
+        windows = _col(vg, lambda r: r["burst"]["window_s"])
+        notes.append(
+            f"Pipeline throughput: a burst of {p['burst_jobs']} jobs through the API "
+            f"(16 connections) vs {p['burst_noop_tasks']} no-op tasks; jobs/s = completed / "
+            f"(last finished_at − first created_at) = {fmt_spread(spread(windows), 1)} s windows. "
+            f"Latency: a separate paced phase at {p['paced_rate']:g} jobs/s for {meta['duration_s']:g} s "
+            "(unloaded), created_at → finished_at from the job row; the no-op baseline's is "
+            "publish → task body, timed by the task itself.")
+    else:
+        t.add("3 Pipeline", "—", "not run")
+
+    # ---------------------------------------------------------------- 4 in flight
+    if "inflight" in sc:
+        f = sc["inflight"]
+        runs = f["runs"]
+        n, lat = f["jobs"], f["upstream_latency_s"]
+        interval = min(f["poll_interval_max_s"], max(f["poll_interval_s"], 0.1 * lat))
+        name = f"4 In flight ({n:,} × {lat:g} s)"
+        done = _col(runs, "completed")
+        allok = all(_col(runs, "all_completed"))
+        t.add(name, "jobs COMPLETED", " / ".join(f"{d:,}" for d in done) + f" of {n:,}", "", "", "",
+              "all", _verdict(allok))
+        for q in ("p50", "p99"):
+            s = spread(_col(runs, f"late_{q}_s"))
+            rr = spread([None if x is None else x / interval for x in _col(runs, f"late_{q}_s")])
+            t.add(name, f"noticed late {q} (s) after upstream finished", fmt_spread(s, 2),
+                  "poll interval at that age", f"{interval:g} s", fmt_spread(rr, 2, "×"))
+        for key, label in (("status_rps_mean", "mean over the run"), ("status_rps_peak", "peak 1-s rate")):
+            t.add(name, f"upstream status requests/s, {label}", fmt_spread(spread(_col(runs, key)), 1),
+                  "jobs in flight / poll interval", _fmt(n / interval, 0))
+        for comp in ("worker", "beat", "api"):
+            t.add(name, f"peak RSS {comp} (MiB, VmHWM incl. children)",
+                  fmt_spread(spread(_col(runs, lambda r, c=comp: r["peak_rss_mib"][c]["total_mib"])), 0))
+        notes.append(
+            f"In flight: after the last submission the run waits at most (submission time + "
+            f"{lat:g} s + {f.get('drain_s', 0):g} s) for every job to finish (and gives up early if no "
+            "job changes for 180 s). Lateness (over the jobs that completed) = job finished_at (row) − "
+            "the simulator's finish time of the "
+            "upstream task (created + latency, from /_bench/tasks); it includes the download and "
+            f"storage of the result. The poll interval at age {lat:g} s is min(15, max(1, 0.1 × age)) "
+            f"= {interval:g} s. Submission: " + ", ".join(
+                f"{r['submit_s']:g} s at {r['submit_rps']:g} req/s" for r in runs) + "; window " +
+            ", ".join(f"{r['window_s']:g} s" for r in runs) + ".")
+    else:
+        t.add("4 In flight", "—", "not run")
+
+    t.add("5 Batch ingest", "—", NOT_MEASURED, "", "", "", "", "not measured")
+
+    # ---------------------------------------------------------------- load generator
+    lg = ["| run | client | load generator CPU (of one core) | server CPU (of one core) | server CPU per request (ms) |",
+          "|---|---|---|---|---|"]
+    for key, label in (("intake", "1 Intake"), ("status", "2 Status")):
+        if key not in sc:
+            continue
+        for variant, runs in sc[key]["runs"].items():
+            lg.append(f"| {label}: {variant} | {runs[0]['client']} | "
+                      f"{fmt_spread(spread(_col(runs, 'loadgen_cpu_util')), 2)} | "
+                      f"{fmt_spread(spread(_col(runs, 'server_cpu_util')), 2)} | "
+                      f"{fmt_spread(spread(_col(runs, lambda r: 1000 * r['server_cpu_util'] / r['rps'] if r['rps'] else None)), 2)} |")
+    bottleneck = [
+        (k, v) for k in ("intake", "status") if k in sc for v, runs in sc[k]["runs"].items()
+        if (spread(_col(runs, "loadgen_cpu_util"))["median"] or 0) >= 0.85]
+
+    md = [f"# visiongate benchmark results ({meta['date']})", ""]
+    if meta.get("quick"):
+        md += ["**Smoke run (`--quick`): ~1 s per scenario and tiny N. These numbers mean nothing.**", ""]
+    md += [
+        f"Machine: {meta['cpus']} CPUs, Python {meta['python']}, {meta['platform']}. "
+        f"API: uvicorn, {meta['api_processes']} process(es) (the baselines app runs under the same "
+        f"command line). Worker: {meta['worker']}; beat sweeps every {meta['sweep_interval_s']:g} s; "
+        f"{meta['poll_interval']}. Each scenario: {meta['repeats']} repetition(s) of "
+        f"{meta['duration_s']:g} s (after {meta['warmup_s']:g} s warm-up), visiongate and baseline "
+        f"interleaved; figures are median (min–max) over repetitions; ratios are medians of "
+        f"per-repetition ratios. Load: `bench.load` ({meta['client']} client) in its own process "
+        f"on loopback. Total run time {meta['wall_s']:g} s. Load average (1/5/15 min) at the start "
+        f"{'/'.join(map(str, meta['loadavg_start']))}, at the end {'/'.join(map(str, meta['loadavg_end']))} "
+        "(other work on the machine shows up here).", "",
+        t.markdown(), "",
+    ]
+    md += ["Notes:", ""] + [f"* {n}" for n in notes] + [""]
+    md += ["## Load generator and server CPU", "",
+           "CPU time used during the measured run divided by its wall time (1.00 = one core busy; "
+           "the machine has " + f"{meta['cpus']}).", ""] + lg + [""]
+    if bottleneck:
+        md += ["**The load generator used ≥ 85 % of a core in: " +
+               ", ".join(f"{k}/{v}" for k, v in bottleneck) +
+               ".** There it may be the bottleneck, and ratios against the faster baseline are "
+               "compressed (the baseline's true capacity is higher than measured).", ""]
+    return "\n".join(md), t.rows
+
+
+def main() -> None:
+    """``python -m bench.report results.json``: re-render results.md (and the JSON's table)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.argv[1])
+    results = json.loads(path.read_text())
+    md, rows = render_markdown(results)
+    results["table"] = rows
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    path.with_name("results.md").write_text(md)
+
+
+if __name__ == "__main__":
+    main()

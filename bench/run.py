@@ -1,0 +1,769 @@
+"""``make bench``: start visiongate in production mode, load it, compare with same-run baselines.
+
+    python -m bench.run                 # the full run (defaults = the issue's parameters)
+    python -m bench.run --quick --out /tmp/b   # ~1 s per scenario, tiny N (the smoke test)
+    python -m bench.run --help
+
+What it starts (each a subprocess in its own session, stopped on exit, Ctrl-C or error):
+the Bria simulator (``bench.sim``), the API under uvicorn with ``--api-processes`` processes,
+the baselines app under the very same uvicorn command line, the Celery worker and beat with the
+product's command lines (``cli.main.component_command``), a no-op Celery worker for the pipeline
+baseline, and the load generator (``bench.load``) as a separate process on loopback.
+PostgreSQL and Redis must be running (``scripts/ensure-services.sh``); the run creates and drops
+its own database and uses its own Redis database number.
+
+Results: ``<out>/results.md`` (the table) and ``<out>/results.json`` (every repetition), plus
+``<out>/intake-profile.txt``/``.html`` (pyinstrument) unless ``--no-profile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+
+from bench import procs as P
+from bench.report import render_markdown
+from bench.stats import percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+GEN_PATH = "/api/v1/bria/image/generation/generate-image"
+GEN_BODY = json.dumps({"prompt": "a red bicycle leaning on a stone wall at dusk", "sync": False})
+FINAL = ("COMPLETED", "ERROR", "CANCELLED", "EXPIRED")
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- configuration
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results folder")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke mode: ~1 s per scenario, 1 repetition, tiny N, no profile")
+    p.add_argument("--scenarios", default="intake,pipeline,status,inflight",
+                   help="comma-separated subset of intake,status,pipeline,inflight")
+    p.add_argument("--repeats", type=int, default=3, help="repetitions of every scenario")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
+    p.add_argument("--connections", type=int, default=64, help="concurrent connections (intake, status)")
+    p.add_argument("--api-processes", type=int, default=2,
+                   help="uvicorn processes for the API and for the baselines app (default 2 = cores)")
+    p.add_argument("--worker-pool", default="threads", help="Celery pool (product default: threads)")
+    p.add_argument("--worker-concurrency", type=int, default=8, help="Celery concurrency (product default: 8)")
+    p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator HTTP client")
+    p.add_argument("--loadgen-cpu", type=int, default=None, help="pin the load generator to this CPU")
+    p.add_argument("--pipeline-rate", type=float, default=5.0,
+                   help="jobs/s of the paced (latency) phase of the pipeline scenario")
+    p.add_argument("--pipeline-max-jobs", type=int, default=5000, help="cap of the burst phase")
+    p.add_argument("--status-jobs", type=int, default=400,
+                   help="jobs read by the status scenario (half completed, half in progress)")
+    p.add_argument("--inflight-jobs", type=int, default=10_000, help="jobs of the in-flight scenario")
+    p.add_argument("--inflight-latency", type=float, default=60.0, help="upstream seconds per job")
+    p.add_argument("--inflight-repeats", type=int, default=None, help="default: --repeats")
+    p.add_argument("--inflight-drain", type=float, default=300.0,
+                   help="seconds allowed after the last upstream task finished")
+    p.add_argument("--db", default="visiongate_bench", help="database (created and dropped)")
+    p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="broker (this db is flushed)")
+    p.add_argument("--plan", default="enterprise",
+                   help="plan of the benchmark tenant (enterprise: unmetered; pro: metered, so every "
+                        "submission also reserves credits); its limits are raised out of the way")
+    p.add_argument("--no-profile", action="store_true", help="skip the pyinstrument intake profile")
+    p.add_argument("--lock-wait", type=float, default=900.0,
+                   help="seconds to wait for another run using the same database or Redis db")
+    p.add_argument("--keep", action="store_true", help="keep the database and the data dir")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
+        args.duration = 1.0
+        args.warmup = 0.3
+        args.connections = min(args.connections, 8)
+        args.api_processes = 1
+        args.pipeline_rate = 10.0
+        args.pipeline_max_jobs = 20
+        args.status_jobs = 20
+        args.inflight_jobs = 20
+        args.inflight_latency = 1.0
+        args.inflight_drain = 30.0
+        args.no_profile = True
+    if args.inflight_repeats is None:
+        args.inflight_repeats = args.repeats
+    return args
+
+
+# --------------------------------------------------------------------------- the run
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.a = args
+        self.out = Path(args.out)
+        self.data_dir = Path(tempfile.mkdtemp(prefix="visiongate-bench-"))
+        self.procs = P.Procs(self.data_dir / "logs")
+        self.api_port, self.base_port, self.sim_port, self.prof_port = (free_port() for _ in range(4))
+        admin = args.pg_admin.rsplit("/", 1)[0]
+        self.pg_dsn = f"{admin}/{args.db}"
+        self.db_url = "postgresql+psycopg://" + self.pg_dsn.split("://", 1)[1]
+        self.redis = redis.Redis.from_url(args.redis)
+        self.env = self._env()
+        self.api_key = ""
+        self.results: dict[str, Any] = {"scenarios": {}}
+        self.started_pids: list[int] = []
+        self.loadavg_start = [round(x, 2) for x in os.getloadavg()]
+
+    # ------------------------------------------------------------------ environment
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("VISIONGATE_", "BRIA_", "SIM_", "BENCH_"))
+               and k not in ("DATABASE_URL", "BROKER_URL", "REDIS_URL")}
+        env.update({
+            "DATABASE_URL": self.db_url,
+            "BROKER_URL": self.a.redis,
+            "VISIONGATE_ENV": "production",
+            "VISIONGATE_SECRET_KEY": "visiongate-bench-secret",
+            "VISIONGATE_DATA_DIR": str(self.data_dir),
+            "VISIONGATE_HOST": "127.0.0.1",
+            "VISIONGATE_PORT": str(self.api_port),
+            "VISIONGATE_API_PROCESSES": str(self.a.api_processes),
+            "VISIONGATE_WORKER_POOL": self.a.worker_pool,
+            "VISIONGATE_WORKER_CONCURRENCY": str(self.a.worker_concurrency),
+            "VISIONGATE_SIMULATOR_HOST": "127.0.0.1",
+            "VISIONGATE_SIMULATOR_PORT": str(self.sim_port),
+            "SIM_LATENCY_SECONDS": "0",
+            # The upstream is the simulator: Bria's quota (1000 rpm by default) would make the
+            # in-flight and pipeline scenarios measure the quota instead of the gateway.
+            "VISIONGATE_UPSTREAM_LIMITS": json.dumps({"bria": {"rpm": None, "concurrency": None}}),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def command(self, name: str) -> list[str]:
+        """The product's command line for a component (cli.main.component_command)."""
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith("VISIONGATE_")})
+        from cli.main import component_command
+        from core.settings import Settings
+
+        return component_command(name, Settings(_env_file=None))  # type: ignore[call-arg]
+
+    # ------------------------------------------------------------------ services
+    def setup(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        log(f"data dir {self.data_dir}; database {self.a.db}; broker {self.a.redis}")
+        with psycopg.connect(self.a.pg_admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.a.db}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.a.db}"')
+        self._check_redis_unused()
+        self.redis.flushdb()
+        # `keys create` migrates first (as every tenant/key command does).
+        out = self.cli("keys", "create", "--tenant", "bench", "--plan", self.a.plan, "--name", "bench")
+        match = re.search(r"api key: (\S+)", out)
+        if not match:
+            raise RuntimeError(f"no key in: {out}")
+        self.api_key = match.group(1)
+        # The plan's metering stays as it is; its limits must not turn the load into 429s or
+        # hold jobs in line, and its balance must not run out.
+        big = 10**9
+        try:
+            self.cli(["tenants", "set-limits", "bench", "--rpm", str(big), "--status-rpm", str(big),
+                      "--concurrency", str(big)],
+                     ["credits", "add", "bench", str(10**12), "--note", "benchmark"])
+        except RuntimeError as exc:  # a CLI without these commands: set the columns directly
+            log(f"  (tenant limits via SQL: {str(exc).splitlines()[-1][:120]})")
+            with self.pg() as conn:
+                cols = {r[0] for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name='tenants'")}
+                if "limits" in cols:
+                    conn.execute("UPDATE tenants SET limits = %s::jsonb WHERE name = 'bench'", (json.dumps(
+                        {"rpm": big, "status_rpm": big, "concurrency": big}),))
+                if "credits" in cols:
+                    conn.execute("UPDATE tenants SET credits = %s WHERE name = 'bench'", (10**12,))
+        from bench.baseline_app import create_tables
+
+        create_tables(self.db_url)
+
+    def _check_redis_unused(self, wait: float = 15.0) -> None:
+        """Nobody else may use our Redis database: a stray worker would eat our messages."""
+        db = self.redis.connection_pool.connection_kwargs.get("db", 0)
+        deadline = time.monotonic() + wait
+        while True:
+            with redis.Redis.from_url(self.a.redis, single_connection_client=True) as probe:
+                me = probe.client_id()
+                others = [c for c in probe.client_list()
+                          if int(c.get("db", -1)) == db and int(c["id"]) != int(me)]
+            if not others:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{len(others)} other client(s) use Redis database {db} (e.g. {others[0]['addr']}, "
+                    f"last command {others[0].get('cmd')}); stop them or pick another --redis database")
+            time.sleep(1.0)
+
+    def cli(self, *argvs: str | list[str]) -> str:
+        """``visiongate ARGV`` (several lists: run side by side); returns the first one's stdout."""
+        runs = [list(argvs)] if isinstance(argvs[0], str) else [list(a) for a in argvs]
+        started = [(argv, subprocess.Popen([PY, "-m", "cli.main", *argv], cwd=ROOT, env=self.env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                   for argv in runs]
+        outs = []
+        for argv, proc in started:
+            try:
+                out, err = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"visiongate {' '.join(argv)} failed: {err[-2000:]}")
+            outs.append(out)
+        return outs[0]
+
+    def pg(self) -> psycopg.Connection:
+        return psycopg.connect(self.pg_dsn, autocommit=True)
+
+    def start(self, *names: str) -> None:
+        """Start components side by side, then wait until each one serves."""
+        procs = [(name, self._launch(name)) for name in names]
+        for name, proc in procs:
+            self._ready(name, proc)
+
+    def _launch(self, name: str) -> subprocess.Popen:
+        env = self.env
+        if name == "sim":
+            cmd = [PY, "-m", "bench.sim", "--host", "127.0.0.1", "--port", str(self.sim_port)]
+        elif name == "api":
+            cmd = self.command("api")
+        elif name == "baseline":
+            cmd = self.command("api")
+            cmd[cmd.index("api.app:create_app")] = "bench.baseline_app:create_app"
+            cmd[cmd.index("--port") + 1] = str(self.base_port)
+        elif name == "profiled-api":
+            cmd = self.command("api")
+            cmd[cmd.index("api.app:create_app")] = "bench.profiled_api:create_app"
+            cmd[cmd.index("--port") + 1] = str(self.prof_port)
+            cmd[cmd.index("--workers") + 1] = "1"
+            env = {**env, "BENCH_PROFILE_OUT": str(self.out / "intake-profile")}
+        elif name in ("worker", "beat"):
+            cmd = self.command(name)
+        elif name == "noop-worker":
+            cmd = self.command("worker")
+            cmd[cmd.index("workers.app:celery_app")] = "bench.noop:app"
+            cmd[cmd.index("-Q") + 1] = "bench_noop"
+        else:
+            raise ValueError(name)
+        proc = self.procs.start(name, cmd, env, ROOT)
+        self.started_pids.append(proc.pid)
+        return proc
+
+    def _ready(self, name: str, proc: subprocess.Popen) -> None:
+        if name == "sim":
+            P.wait_http(f"http://127.0.0.1:{self.sim_port}/_sim/stats", proc)
+        elif name == "api":
+            P.wait_http(f"http://127.0.0.1:{self.api_port}/health", proc)
+        elif name == "baseline":
+            P.wait_http(f"http://127.0.0.1:{self.base_port}/health", proc)
+        elif name == "profiled-api":
+            P.wait_http(f"http://127.0.0.1:{self.prof_port}/health", proc)
+        elif name in ("worker", "noop-worker"):
+            P.wait_log(self.procs.log_path(name), b"ready.", proc)
+        if name in ("api", "baseline") and self.a.api_processes > 1:
+            self._wait_children(proc, self.a.api_processes)
+
+    def _wait_children(self, proc: subprocess.Popen, n: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(P.tree(proc.pid)) < n + 1:
+            time.sleep(0.2)
+        time.sleep(1.0)  # every process finishes its startup (lifespan) before load
+
+    def stop(self, *names: str) -> None:
+        for name in names:
+            self.procs.stop(name)
+
+    def wipe(self) -> None:
+        """Forget all jobs and broker messages (workers must be stopped)."""
+        with self.pg() as conn:
+            conn.execute("TRUNCATE jobs, bench_typical_jobs")
+        self.redis.flushdb()
+
+    def sim(self, method: str, path: str, **kw: Any) -> Any:
+        r = httpx.request(method, f"http://127.0.0.1:{self.sim_port}{path}", timeout=60, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    # ------------------------------------------------------------------ load generator
+    def load(self, url: str, paths: list[str], *, method: str = "GET", body: str = "",
+             concurrency: int | None = None, duration: float | None = None,
+             warmup: float | None = None, max_requests: int = 10_000_000,
+             rate: float | None = None, expect: tuple[int, ...] = (200,)) -> dict[str, Any]:
+        headers = {"X-API-Key": self.api_key, "Accept": "application/json"}
+        if method == "POST":
+            headers["Content-Type"] = "application/json"
+        spec = {"url": url, "paths": paths, "method": method, "headers": headers, "body": body,
+                "concurrency": concurrency or self.a.connections,
+                "duration": self.a.duration if duration is None else duration,
+                "warmup": self.a.warmup if warmup is None else warmup,
+                "max_requests": max_requests, "rate": rate, "expect": list(expect),
+                "client": self.a.client, "cpu": self.a.loadgen_cpu, "timeout": 30}
+        limit = spec["duration"] + spec["warmup"] + 120
+        proc = self.procs.start("loadgen", [PY, "-m", "bench.load", json.dumps(spec)], self.env, ROOT)
+        self.started_pids.append(proc.pid)
+        try:
+            proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self.procs.stop("loadgen", timeout=5)
+        text = self.procs.log_path("loadgen").read_text()
+        self.procs.log_path("loadgen").unlink()
+        lines = [line for line in text.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"load generator failed ({proc.returncode}): {text[-2000:]}")
+        return json.loads(lines[-1])
+
+    def measured_load(self, server: str, url: str, paths: list[str], **kw: Any) -> dict[str, Any]:
+        """A load run plus the server's CPU use while it ran."""
+        pid = self.procs.running[server].pid
+        c0, t0 = P.cpu_seconds(pid), time.monotonic()
+        res = self.load(url, paths, **kw)
+        res["server_cpu_util"] = round((P.cpu_seconds(pid) - c0) / (time.monotonic() - t0), 3)
+        res["loadavg_1m"] = round(os.getloadavg()[0], 2)
+        return res
+
+    # ------------------------------------------------------------------ scenario 1
+    def intake(self) -> None:
+        log("scenario 1: intake")
+        self.start("api", "baseline")
+        api = f"http://127.0.0.1:{self.api_port}"
+        base = f"http://127.0.0.1:{self.base_port}"
+        variants = {
+            "visiongate": ("api", api, GEN_PATH, (202,)),
+            "bare": ("baseline", base, "/bare/generate-image", (202,)),
+            "typical": ("baseline", base, "/typical/generate-image", (202,)),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}
+        for rep in range(self.a.repeats):
+            for name, (server, url, path, expect) in variants.items():
+                res = self.measured_load(server, url, [path], method="POST", body=GEN_BODY, expect=expect)
+                runs[name].append(res)
+                log(f"  intake {name} rep {rep + 1}: {res['rps']} req/s p50 {res['p50_ms']} ms "
+                    f"p99 {res['p99_ms']} ms errors {res['errors']} (loadgen cpu {res['loadgen_cpu_util']})")
+        self.results["scenarios"]["intake"] = {"runs": runs, "connections": self.a.connections}
+        if not self.a.no_profile:
+            self.profile_intake()
+        self.wipe()
+
+    def profile_intake(self) -> None:
+        try:
+            import pyinstrument  # noqa: F401
+        except ImportError:
+            log("  pyinstrument is not installed: no intake profile (pip install -e '.[bench]')")
+            return
+        log("  profiling the intake path (1 uvicorn process under pyinstrument)")
+        self.start("profiled-api")
+        res = self.load(f"http://127.0.0.1:{self.prof_port}", [GEN_PATH], method="POST",
+                        body=GEN_BODY, expect=(202,))
+        self.stop("profiled-api")
+        self.results["scenarios"]["intake"]["profile_run"] = res
+        path = self.out / "intake-profile.txt"
+        if path.exists():
+            header = (f"# pyinstrument profile of the intake path: POST {GEN_PATH} (sync:false),\n"
+                      f"# {self.a.connections} connections for {self.a.duration:.0f} s against ONE uvicorn "
+                      f"process (event-loop thread only;\n# the Celery publish runs in the thread pool "
+                      f"and appears as awaiting). Result of that run: {res['rps']} req/s, "
+                      f"p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms.\n\n")
+            path.write_text(header + path.read_text())
+
+    # ------------------------------------------------------------------ scenario 3
+    def _wait_jobs(self, n: int, timeout: float, stall: float | None = None) -> dict[str, int]:
+        """Until ``n`` jobs are final, ``timeout`` passes, or nothing moved for ``stall`` s."""
+        stall = stall or (20.0 if self.a.quick else 180.0)
+        deadline = time.monotonic() + timeout
+        counts: dict[str, int] = {}
+        last, moved = None, time.monotonic()
+        while time.monotonic() < deadline:
+            with self.pg() as conn:
+                counts = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
+                progress = conn.execute("SELECT max(updated_at) FROM jobs").fetchone()[0]
+            if sum(counts.get(s, 0) for s in FINAL) >= n:
+                break
+            if progress != last:
+                last, moved = progress, time.monotonic()
+            elif time.monotonic() - moved > stall:
+                log(f"  no job moved for {stall:.0f} s; giving up waiting ({counts})")
+                break
+            self.procs.check_alive(["worker", "beat", "api"])
+            time.sleep(0.25)
+        return counts
+
+    def _job_stats(self) -> dict[str, Any]:
+        with self.pg() as conn:
+            rows = conn.execute(
+                "SELECT status, extract(epoch from created_at), extract(epoch from finished_at) FROM jobs"
+            ).fetchall()
+        done = [(float(c), float(f)) for s, c, f in rows if s == "COMPLETED"]
+        lat = [(f - c) * 1000 for c, f in done]
+        window = (max(f for _, f in done) - min(c for c, _ in done)) if done else 0.0
+        return {"jobs": len(rows), "completed": len(done),
+                "failed": sum(1 for s, _, _ in rows if s != "COMPLETED"),
+                "window_s": round(window, 3),
+                "per_s": round(len(done) / window, 2) if window > 0 else None,
+                "p50_ms": _r(percentile(lat, 0.5)), "p99_ms": _r(percentile(lat, 0.99))}
+
+    def _pipeline_burst(self, n: int) -> dict[str, Any]:
+        self.wipe_jobs()
+        sub = self.load(f"http://127.0.0.1:{self.api_port}", [GEN_PATH], method="POST", body=GEN_BODY,
+                        concurrency=16, duration=max(60.0, n / 5), warmup=0, max_requests=n,
+                        expect=(202,))
+        self._wait_jobs(sub["requests"], timeout=self._drain_timeout(10))
+        st = self._job_stats()
+        st["submit_errors"] = sub["errors"]
+        return st
+
+    def _pipeline_paced(self) -> dict[str, Any]:
+        self.wipe_jobs()
+        n = int(self.a.pipeline_rate * self.a.duration)
+        sub = self.load(f"http://127.0.0.1:{self.api_port}", [GEN_PATH], method="POST", body=GEN_BODY,
+                        concurrency=4, duration=self.a.duration + 5, warmup=0, max_requests=n,
+                        rate=self.a.pipeline_rate, expect=(202,))
+        self._wait_jobs(sub["requests"], timeout=self._drain_timeout(6))
+        st = self._job_stats()
+        st["submit_errors"] = sub["errors"]
+        return st
+
+    def _drain_timeout(self, factor: float) -> float:
+        return 30.0 if self.a.quick else max(60.0, factor * self.a.duration)
+
+    def wipe_jobs(self) -> None:
+        with self.pg() as conn:
+            conn.execute("TRUNCATE jobs")
+
+    def _noop(self, n: int, rate: float | None) -> dict[str, Any]:
+        from bench.noop import RESULTS_KEY
+
+        self.redis.delete(RESULTS_KEY)
+        max_s = (n / rate + 30) if rate else 120.0
+        res = subprocess.run([PY, "-m", "bench.noop", "send", str(n), str(rate or 0), str(max_s)],
+                             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=max_s + 60)
+        if res.returncode != 0:
+            raise RuntimeError(f"noop sender failed: {res.stderr[-2000:]}")
+        sent = int(res.stdout.strip().splitlines()[-1])
+        deadline = time.monotonic() + self._drain_timeout(10)
+        while time.monotonic() < deadline and self.redis.llen(RESULTS_KEY) < sent:
+            self.procs.check_alive(["noop-worker"])
+            time.sleep(0.1)
+        pairs = [tuple(map(float, x.split(b","))) for x in self.redis.lrange(RESULTS_KEY, 0, -1)]
+        lat = [(d - s) * 1000 for s, d in pairs]
+        window = (max(d for _, d in pairs) - min(s for s, _ in pairs)) if pairs else 0.0
+        return {"jobs": sent, "completed": len(pairs), "failed": sent - len(pairs),
+                "window_s": round(window, 3), "per_s": round(len(pairs) / window, 2) if window > 0 else None,
+                "p50_ms": _r(percentile(lat, 0.5)), "p99_ms": _r(percentile(lat, 0.99))}
+
+    def pipeline(self) -> None:
+        log("scenario 3: pipeline (simulator latency 0)")
+        self.sim("POST", "/_sim/config", json={"latency_seconds": 0})
+        if "api" not in self.procs.running:
+            self.start("api")
+        target = self.a.duration
+        if self.a.quick:
+            n_pipe, n_noop = self.a.pipeline_max_jobs, 200
+        else:  # size the bursts so each lasts about `duration` seconds at the measured rate
+            self.start("worker", "beat")
+            cal = self._pipeline_burst(100)
+            self.stop("worker", "beat")
+            self.start("noop-worker")
+            cal_noop = self._noop(1000, None)
+            self.stop("noop-worker")
+            n_pipe = _clamp(math.ceil((cal["per_s"] or 10) * target * 1.3), 100, self.a.pipeline_max_jobs)
+            n_noop = _clamp(math.ceil((cal_noop["per_s"] or 100) * target * 1.3), 1000, 200_000)
+            log(f"  calibration: pipeline {cal['per_s']} jobs/s → N={n_pipe}; "
+                f"no-op {cal_noop['per_s']} tasks/s → N={n_noop}")
+        runs: dict[str, list[dict[str, Any]]] = {"visiongate": [], "noop": []}
+        for rep in range(self.a.repeats):
+            self.start("worker", "beat")
+            burst, paced = self._pipeline_burst(n_pipe), self._pipeline_paced()
+            self.stop("worker", "beat")
+            runs["visiongate"].append({"burst": burst, "paced": paced})
+            log(f"  pipeline rep {rep + 1}: {burst['per_s']} jobs/s over {burst['window_s']} s; "
+                f"paced p50 {paced['p50_ms']} ms p99 {paced['p99_ms']} ms")
+            self.start("noop-worker")
+            burst, paced = self._noop(n_noop, None), self._noop(
+                int(self.a.pipeline_rate * self.a.duration), self.a.pipeline_rate)
+            self.stop("noop-worker")
+            runs["noop"].append({"burst": burst, "paced": paced})
+            log(f"  no-op    rep {rep + 1}: {burst['per_s']} tasks/s over {burst['window_s']} s; "
+                f"paced p50 {paced['p50_ms']} ms p99 {paced['p99_ms']} ms")
+        self.redis.flushdb()
+        self.results["scenarios"]["pipeline"] = {
+            "runs": runs, "burst_jobs": n_pipe, "burst_noop_tasks": n_noop,
+            "paced_rate": self.a.pipeline_rate}
+
+    # ------------------------------------------------------------------ scenario 2
+    def status(self) -> None:
+        log("scenario 2: status reads")
+        for name in ("worker", "beat", "noop-worker"):
+            self.stop(name)
+        self.start(*[n for n in ("api", "baseline") if n not in self.procs.running])
+        half = max(1, self.a.status_jobs // 2)
+        with self.pg() as conn:
+            completed = [r[0] for r in conn.execute(
+                "SELECT id FROM jobs WHERE status='COMPLETED' LIMIT %s", (half,))]
+        missing = half - len(completed)
+        if missing > 0:  # no pipeline scenario in this run: make completed jobs now
+            self.start("worker", "beat")
+            self.load(f"http://127.0.0.1:{self.api_port}", [GEN_PATH], method="POST", body=GEN_BODY,
+                      concurrency=8, duration=120, warmup=0, max_requests=missing, expect=(202,))
+            self._wait_jobs(missing + len(completed), timeout=120)
+            self.stop("worker", "beat")
+            with self.pg() as conn:
+                completed = [r[0] for r in conn.execute(
+                    "SELECT id FROM jobs WHERE status='COMPLETED' LIMIT %s", (half,))]
+        # In progress: accepted jobs nobody works on (workers stopped), so they stay QUEUED.
+        self.load(f"http://127.0.0.1:{self.api_port}", [GEN_PATH], method="POST", body=GEN_BODY,
+                  concurrency=8, duration=120, warmup=0, max_requests=half, expect=(202,))
+        with self.pg() as conn:
+            in_progress = [r[0] for r in conn.execute(
+                "SELECT id FROM jobs WHERE status='QUEUED' LIMIT %s", (half,))]
+        ids = [x for pair in zip(completed, in_progress) for x in pair]
+        api = f"http://127.0.0.1:{self.api_port}"
+        base = f"http://127.0.0.1:{self.base_port}"
+        runs: dict[str, list[dict[str, Any]]] = {"visiongate": [], "bare": []}
+        for rep in range(self.a.repeats):
+            res = self.measured_load("api", api, [f"/api/v1/bria/status/{i}" for i in ids])
+            runs["visiongate"].append(res)
+            bare = self.measured_load("baseline", base, [f"/bare/status/{i}" for i in ids])
+            runs["bare"].append(bare)
+            log(f"  status rep {rep + 1}: {res['rps']} req/s (p99 {res['p99_ms']} ms) vs bare "
+                f"{bare['rps']} req/s (p99 {bare['p99_ms']} ms)")
+        self.stop("baseline")
+        self.results["scenarios"]["status"] = {
+            "runs": runs, "completed_jobs": len(completed), "in_progress_jobs": len(in_progress),
+            "connections": self.a.connections}
+        self.wipe()
+
+    # ------------------------------------------------------------------ scenario 4
+    def inflight(self) -> None:
+        n, lat = self.a.inflight_jobs, self.a.inflight_latency
+        log(f"scenario 4: {n} jobs in flight, upstream latency {lat:.0f} s")
+        runs = []
+        for rep in range(self.a.inflight_repeats):
+            for name in ("worker", "beat", "noop-worker", "api", "baseline", "sim"):
+                self.stop(name)
+            self.wipe()
+            self.start("sim", "api", "worker", "beat")  # fresh processes: VmHWM is this run's
+            runs.append(self._inflight_once(n, lat))
+            r = runs[-1]
+            log(f"  in-flight rep {rep + 1}: {r['completed']}/{n} completed; lateness p50 "
+                f"{r['late_p50_s']} s p99 {r['late_p99_s']} s; status req/s {r['status_rps_mean']}")
+        self.stop("worker", "beat")
+        self.results["scenarios"]["inflight"] = {
+            "runs": runs, "jobs": n, "upstream_latency_s": lat,
+            "poll_interval_s": 1.0, "poll_interval_max_s": 15.0, "drain_s": self.a.inflight_drain}
+        self.wipe()
+
+    def _inflight_once(self, n: int, lat: float) -> dict[str, Any]:
+        self.sim("POST", "/_sim/reset")
+        self.sim("POST", "/_sim/config", json={"latency_seconds": lat})
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+        hard_end = time.monotonic() + n / 5 + lat + self.a.inflight_drain + 120
+
+        def sample() -> None:  # upstream status requests, once a second, bounded
+            with httpx.Client(timeout=5) as c:
+                while not stop.is_set() and time.monotonic() < hard_end:
+                    try:
+                        s = c.get(f"http://127.0.0.1:{self.sim_port}/_sim/stats").json()
+                        samples.append((time.time(), int(s["status"])))
+                    except Exception:  # noqa: BLE001 - a missed sample only
+                        pass
+                    stop.wait(1.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.time()
+        try:
+            sub = self.load(f"http://127.0.0.1:{self.api_port}", [GEN_PATH], method="POST",
+                            body=GEN_BODY, concurrency=32, duration=max(60.0, n / 5), warmup=0,
+                            max_requests=n, expect=(202,))
+            t_sub = time.time()
+            counts = self._wait_jobs(sub["requests"], timeout=lat + self.a.inflight_drain + (t_sub - t0))
+            t_end = time.time()
+            rss = {name: P.peak_rss_mib(self.procs.running[name].pid) for name in ("worker", "beat", "api")}
+        finally:
+            stop.set()
+            sampler.join(10)
+        done_at = self.sim("GET", "/_bench/tasks")
+        stats = self.sim("GET", "/_sim/stats")
+        with self.pg() as conn:
+            rows = conn.execute("SELECT status, extract(epoch from finished_at), upstream_tasks, polls "
+                                "FROM jobs").fetchall()
+        late = []
+        for status, fin, tasks, _ in rows:
+            if status == "COMPLETED" and tasks and tasks[0].get("id") in done_at:
+                late.append(float(fin) - max(done_at[t["id"]] for t in tasks if t.get("id") in done_at))
+        polls = [r[3] for r in rows if r[0] == "COMPLETED"]
+        completed = sum(1 for r in rows if r[0] == "COMPLETED")
+        finished = [float(r[1]) for r in rows if r[0] == "COMPLETED"]
+        window = (max(finished) - t0) if finished else (t_end - t0)
+        rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:]) if b[0] > a[0]]
+        return {
+            "jobs": n, "submitted": sub["requests"], "submit_errors": sub["errors"],
+            "submit_s": round(t_sub - t0, 1), "submit_rps": sub["rps"],
+            "completed": completed, "states": counts, "all_completed": completed == n,
+            "window_s": round(window, 1),
+            "late_p50_s": _r(percentile(late, 0.5)), "late_p99_s": _r(percentile(late, 0.99)),
+            "late_max_s": _r(max(late) if late else None),
+            "polls_per_job_p50": percentile(polls, 0.5),
+            "status_requests": stats["status"], "submit_requests": stats["submit"],
+            "download_requests": stats["download"],
+            "status_rps_mean": round(stats["status"] / window, 1) if window > 0 else None,
+            "status_rps_peak": round(max(rates), 1) if rates else None,
+            "peak_rss_mib": rss,
+        }
+
+    # ------------------------------------------------------------------ output
+    def meta(self, started: float) -> dict[str, Any]:
+        a = self.a
+        return {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "wall_s": round(time.time() - started, 1),
+            "quick": a.quick, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "api_processes": a.api_processes,
+            "worker": f"1 process, pool {a.worker_pool}, concurrency {a.worker_concurrency}",
+            "connections": a.connections, "duration_s": a.duration, "warmup_s": a.warmup,
+            "repeats": a.repeats, "inflight_repeats": a.inflight_repeats, "client": a.client,
+            "loadgen_cpu": a.loadgen_cpu, "plan": a.plan, "database": a.db, "broker": a.redis,
+            "poll_interval": "VISIONGATE_POLL_INTERVAL_SECONDS=1 (default), max 15 s",
+            "sweep_interval_s": 1.0,
+            "loadavg_start": self.loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            "pids": self.started_pids,
+        }
+
+    def write(self, started: float) -> None:
+        self.results["meta"] = self.meta(started)
+        md, table = render_markdown(self.results)
+        self.results["table"] = table
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+        (self.out / "results.md").write_text(md)
+        log(f"wrote {self.out / 'results.md'} and results.json")
+
+    def teardown(self) -> None:
+        try:
+            self.procs.stop_all()
+        except Exception as exc:  # noqa: BLE001 - go on cleaning up
+            log(f"stopping processes: {exc}")
+        try:
+            self.redis.flushdb()
+        except redis.RedisError:
+            pass
+        if not self.a.keep:
+            try:
+                with psycopg.connect(self.a.pg_admin, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.a.db}" WITH (FORCE)')
+            except psycopg.Error as exc:
+                log(f"could not drop {self.a.db}: {exc}")
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        else:
+            log(f"kept database {self.a.db} and {self.data_dir}")
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def _clamp(x: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, x))
+
+
+@contextlib.contextmanager
+def exclusive(args: argparse.Namespace):
+    """One run at a time per database and per Redis database on this machine (a run drops its
+    database and flushes its Redis database; two at once would wreck each other)."""
+    names = [f"db-{args.db}", "redis-" + re.sub(r"[^A-Za-z0-9]+", "-", args.redis.split("://", 1)[-1])]
+    files = []
+    try:
+        for name in names:
+            fh = open(Path(tempfile.gettempdir()) / f"visiongate-bench.{name}.lock", "w")
+            files.append(fh)
+            deadline = time.monotonic() + args.lock_wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"another benchmark run holds {fh.name}")
+                    if not getattr(fh, "_told", False):
+                        log(f"waiting for another benchmark run ({fh.name})")
+                        fh._told = True  # type: ignore[attr-defined]
+                    time.sleep(1.0)
+        yield
+    finally:
+        for fh in files:
+            fh.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with exclusive(args):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    bench = Bench(args)
+
+    def on_term(*_a: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    started = time.time()
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    try:
+        bench.setup()
+        bench.start("sim")
+        for name in ("intake", "pipeline", "status", "inflight"):  # pipeline makes status's jobs
+            if name in wanted:
+                getattr(bench, name)()
+        bench.write(started)
+    except KeyboardInterrupt:
+        log("interrupted; stopping every process")
+        return 130
+    except Exception:
+        for name in list(bench.procs.running):
+            print(f"----- {name} log (tail)\n{bench.procs.log_tail(name)}", file=sys.stderr)
+        raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        bench.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
