@@ -25,7 +25,6 @@ from core.models import ApiKey, Tenant
 from core.settings import Settings, ensure_dirs, get_settings
 from core import credits
 from core.tenants import PLANS, create_key, get_or_create_tenant, revoke_key, set_limits, set_plan
-from providers.registry import PROVIDERS
 
 DEV_TENANT = "dev"
 
@@ -116,7 +115,9 @@ def component_command(name: str, settings: Settings) -> list[str]:
                 os.environ.get("VISIONGATE_PORT", "8000"), "--no-access-log",
                 "--workers", os.environ.get("VISIONGATE_API_PROCESSES", "1")]
     if name == "worker":
-        queues = ",".join((*PROVIDERS, "maintenance", "webhooks"))
+        from workers.app import worker_queues
+
+        queues = ",".join(worker_queues())
         return [py, "-m", "celery", "-A", "workers.app:celery_app", "worker", "-Q", queues,
                 "--pool", os.environ.get("VISIONGATE_WORKER_POOL", "threads"),
                 "--concurrency", os.environ.get("VISIONGATE_WORKER_CONCURRENCY", "8"),

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     requeue_after_seconds: float = Field(300.0, alias="VISIONGATE_REQUEUE_AFTER_SECONDS")
     poll_interval_seconds: float = Field(1.0, alias="VISIONGATE_POLL_INTERVAL_SECONDS")
     poll_interval_max_seconds: float = Field(15.0, alias="VISIONGATE_POLL_INTERVAL_MAX_SECONDS")
+    # The start task asks for the first status check this soon after the upstream accepted the
+    # job (a short image job is often done by then); later checks follow next_poll_delay.
+    first_poll_seconds: float = Field(0.1, alias="VISIONGATE_FIRST_POLL_SECONDS")
+    # Due status checks travel in messages of up to this many jobs, and one worker task makes
+    # up to poll_concurrency upstream status requests at once (a shared pool per process).
+    poll_batch: int = Field(50, alias="VISIONGATE_POLL_BATCH")
+    poll_concurrency: int = Field(16, alias="VISIONGATE_POLL_CONCURRENCY")
     sweep_interval_seconds: float = Field(1.0, alias="VISIONGATE_SWEEP_INTERVAL_SECONDS")
     sweep_batch: int = Field(1000, alias="VISIONGATE_SWEEP_BATCH")
     max_start_attempts: int = Field(5, alias="VISIONGATE_MAX_START_ATTEMPTS")

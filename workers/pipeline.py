@@ -1,8 +1,9 @@
 """What a worker does with a job, free of Celery so it can be run and tested directly.
 
 * ``start(job_id)``  – claim the job (a duplicate message finds nothing), submit upstream.
-* ``poll(job_id)``   – one status request per unfinished upstream task; finish when all are done.
-* ``sweep()``        – dispatch due polls, publish due/unclaimed starts, recover jobs whose
+* ``poll(job_ids)``  – a batch of jobs: one status request per unfinished upstream task (many at
+  once, in a shared I/O pool), one transaction for the jobs still running; finish the done ones.
+* ``sweep()``        – dispatch due polls (in batches, on the provider's poll queue), publish due/unclaimed starts, recover jobs whose
   worker died, fail jobs past their deadline. Run by beat every second; safe to overlap.
 * ``expire()``       – delete result files past retention; the job then reads as 404.
 
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from PIL import Image
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import jobs, media
@@ -43,13 +47,18 @@ from workers.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, str, str], None]  # (task name, job id, queue)
+# (task name, job id or list of ids, queue[, countdown=seconds])
+Publish = Callable[..., None]
 
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
               "image/svg+xml": ".svg", "video/mp4": ".mp4", "audio/wav": ".wav",
               "audio/x-wav": ".wav", "audio/mpeg": ".mp3", "application/json": ".json",
               "video/webm": ".webm", "video/x-matroska": ".mkv", "video/quicktime": ".mov",
               "video/x-msvideo": ".avi", "image/gif": ".gif", "application/zip": ".zip"}
+
+
+def _same_queue(provider: str) -> str:
+    return provider
 
 
 @dataclass
@@ -63,13 +72,28 @@ class Context:
     throttle: Throttle | None = None
     start_task: str = "visiongate.start"
     poll_task: str = "visiongate.poll"
+    poll_queue: Callable[[str], str] = _same_queue
     _closed: bool = field(default=False, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """``fn`` over ``items`` in the process's shared I/O pool (in order); inline for one."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max(1, self.settings.poll_concurrency),
+                                                thread_name_prefix="upstream-io")
+        return list(self._pool.map(fn, items))
 
     def concurrency(self, tenant: Tenant) -> int:
         """The tenant's cap on jobs running upstream at once (plan grid + overrides)."""
         return limits_for(self.settings.plan_grid, tenant.plan, tenant.limits).concurrency
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for provider in self.providers.values():
             provider.close()
         self._closed = True
@@ -127,7 +151,16 @@ def start(ctx: Context, job_id: str) -> None:
     if isinstance(outcome, Submitted):
         tasks = [{**asdict(t), "done": False, "outputs": [], "meta": {}} for t in outcome.tasks]
         with ctx.sessions.begin() as session:
-            jobs.mark_submitted(session, job_id, tasks, s.poll_interval_seconds)
+            submitted = jobs.mark_submitted(session, job_id, tasks, s.poll_interval_seconds)
+        if submitted and s.first_poll_seconds < s.poll_interval_seconds:
+            # An early first check (short jobs are often done by then). If this message is lost
+            # the sweeper still polls at run_at, one poll interval after the submit.
+            try:
+                ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(provider_name),
+                            countdown=s.first_poll_seconds)
+            except Exception:
+                log.warning("early poll of %s not published; the sweeper will poll it", job_id,
+                            exc_info=True)
         return
     _finish(ctx, job_id, [outcome], provider, sources="start")
 
@@ -156,15 +189,53 @@ def _fail(ctx: Context, job_id: str, code: str, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- poll
-def poll(ctx: Context, job_id: str) -> None:
-    s = ctx.settings
+@dataclass
+class _Checked:
+    """What one job's status check learned (no DB work done yet)."""
+
+    job_id: str
+    tasks: list[dict[str, Any]]
+    provider: Provider
+    outcome: str  # "later" | "failed" | "finish" | "error"
+    delay: float = 0.0
+    progress: float | None = None
+    failures: int = 0  # consecutive failed checks, this one included
+    error: UpstreamError | None = None
+    code: str = ""
+    message: str = ""
+
+
+def poll(ctx: Context, job_ids: str | list[str]) -> None:
+    """Check a batch of SUBMITTED jobs upstream: one SELECT, up to ``poll_concurrency``
+    status requests at once, one transaction for every job that is still running; finished
+    jobs then download and store their outputs (also in the pool), failed ones end in ERROR."""
+    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
     with ctx.sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status != JobStatus.SUBMITTED.value:
-            return
-        op, tasks, provider_name = OPERATIONS[job.operation], list(job.upstream_tasks or []), job.provider
-        submitted_at, poll_failures = job.submitted_at or job.created_at, job.poll_failures
-    provider = ctx.providers[provider_name]
+        rows = session.execute(
+            select(Job.id, Job.operation, Job.upstream_tasks, Job.provider, Job.submitted_at,
+                   Job.created_at, Job.poll_failures)
+            .where(Job.id.in_(ids), Job.status == JobStatus.SUBMITTED.value)).all()
+    if not rows:
+        return
+    checked = ctx.map(lambda r: _check(ctx, r), rows)
+    later = [c for c in checked if c.outcome in ("later", "failed")]
+    if later:
+        with ctx.sessions.begin() as session:
+            for c in later:
+                jobs.record_poll(session, c.job_id, tasks=c.tasks, delay=c.delay, progress=c.progress,
+                                 failed=c.outcome == "failed")
+    for c in checked:
+        if c.outcome == "error":
+            _fail(ctx, c.job_id, c.code, c.message)
+    finishing = [c for c in checked if c.outcome == "finish"]
+    if finishing:
+        ctx.map(lambda c: _finish_polled(ctx, c), finishing)
+
+
+def _check(ctx: Context, row: Any) -> _Checked:
+    s = ctx.settings
+    job_id, operation, tasks, provider_name, submitted_at, created_at, poll_failures = row
+    op, tasks, provider = OPERATIONS[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
     progress: list[float] = []
     try:
         for task in tasks:
@@ -173,8 +244,7 @@ def poll(ctx: Context, job_id: str) -> None:
                 continue
             result = provider.poll(op, UpstreamTask(task["id"], task.get("status_url")))
             if isinstance(result, Failed):
-                _fail(ctx, job_id, result.code, result.message)
-                return
+                return _Checked(job_id, tasks, provider, "error", code=result.code, message=result.message)
             if isinstance(result, Pending):
                 progress.append(result.progress or 0.0)
                 continue
@@ -184,45 +254,52 @@ def poll(ctx: Context, job_id: str) -> None:
             progress.append(1.0)
     except RateLimited as exc:
         delay = exc.retry_after or jobs.backoff(1, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
-        _poll_later(ctx, job_id, tasks, delay)
-        return
+        return _Checked(job_id, tasks, provider, "later", delay=delay)
     except Retryable as exc:
-        _poll_failed(ctx, job_id, tasks, poll_failures + 1, exc)
-        return
+        return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1, exc)
     except UpstreamError as exc:
-        _fail(ctx, job_id, exc.code, exc.message)
-        return
-
+        return _Checked(job_id, tasks, provider, "error", code=exc.code, message=exc.message)
+    except Exception as exc:  # our bug or a library surprise: counted like a failed check
+        log.exception("poll %s crashed", job_id)
+        return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1,
+                             Retryable(f"status check crashed: {exc}", code="internal_error"))
     if all(t["done"] for t in tasks):
-        finished = [Finished([Output(url=o["url"], content_type=o["content_type"], meta=o["meta"] or {})
-                              for o in t["outputs"]], t["meta"] or {}) for t in tasks]
-        try:
-            _finish(ctx, job_id, finished, provider, sources="poll", tasks=tasks)
-        except Retryable as exc:
-            _poll_failed(ctx, job_id, tasks, poll_failures + 1, exc)
-        except UpstreamError as exc:
-            _fail(ctx, job_id, exc.code, exc.message)
-        return
-    elapsed = (utcnow() - submitted_at).total_seconds()
+        return _Checked(job_id, tasks, provider, "finish", failures=poll_failures)
+    elapsed = (utcnow() - (submitted_at or created_at)).total_seconds()
     delay = jobs.next_poll_delay(elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds)
-    _poll_later(ctx, job_id, tasks, delay, progress=sum(progress) / len(progress) if progress else None)
+    return _Checked(job_id, tasks, provider, "later", delay=delay,
+                    progress=sum(progress) / len(progress) if progress else None)
 
 
-def _poll_later(ctx: Context, job_id: str, tasks: list[dict[str, Any]], delay: float,
-                progress: float | None = None, failed: bool = False) -> None:
-    with ctx.sessions.begin() as session:
-        jobs.record_poll(session, job_id, tasks=tasks, delay=delay, progress=progress, failed=failed)
-
-
-def _poll_failed(ctx: Context, job_id: str, tasks: list[dict[str, Any]], failures: int,
-                 exc: UpstreamError) -> None:
+def _check_failed(ctx: Context, job_id: str, tasks: list[dict[str, Any]], provider: Provider,
+                  failures: int, exc: UpstreamError) -> _Checked:
     s = ctx.settings
     if failures >= s.max_poll_failures:
-        _fail(ctx, job_id, exc.code, f"{exc.message} (after {failures} failed status checks)")
-        return
+        return _Checked(job_id, tasks, provider, "error", code=exc.code,
+                        message=f"{exc.message} (after {failures} failed status checks)")
     delay = jobs.backoff(failures, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
     log.info("poll %s: %s; again in %.1fs", job_id, exc.message, delay)
-    _poll_later(ctx, job_id, tasks, delay, failed=True)
+    return _Checked(job_id, tasks, provider, "failed", delay=delay, failures=failures, error=exc)
+
+
+def _finish_polled(ctx: Context, c: _Checked) -> None:
+    finished = [Finished([Output(url=o["url"], content_type=o["content_type"], meta=o["meta"] or {})
+                          for o in t["outputs"]], t["meta"] or {}) for t in c.tasks]
+    try:
+        _finish(ctx, c.job_id, finished, c.provider, sources="poll", tasks=c.tasks)
+    except Exception as exc:  # a download or store failed: check (and download) again later
+        if isinstance(exc, UpstreamError) and not isinstance(exc, (Retryable, RateLimited)):
+            _fail(ctx, c.job_id, exc.code, exc.message)
+            return
+        if not isinstance(exc, UpstreamError):
+            log.exception("finishing %s crashed", c.job_id)
+            exc = Retryable(f"storing the outputs failed: {exc}", code="internal_error")
+        failed = _check_failed(ctx, c.job_id, c.tasks, c.provider, c.failures + 1, exc)
+        if failed.outcome == "error":
+            _fail(ctx, c.job_id, failed.code, failed.message)
+        else:
+            with ctx.sessions.begin() as session:
+                jobs.record_poll(session, c.job_id, tasks=c.tasks, delay=failed.delay, failed=True)
 
 
 # --------------------------------------------------------------------------- finish
@@ -279,8 +356,13 @@ def sweep(ctx: Context) -> dict[str, int]:
     counts = {"polls": 0, "starts": 0, "recovered": 0, "timed_out": 0}
     with ctx.sessions.begin() as session:
         polls = jobs.due_polls(session, s.poll_lease_seconds, s.sweep_batch)
+    by_provider: dict[str, list[str]] = {}
     for due in polls:
-        ctx.publish(ctx.poll_task, due.id, due.provider)
+        by_provider.setdefault(due.provider, []).append(due.id)
+    size = max(1, s.poll_batch)
+    for provider_name, ids in by_provider.items():
+        for i in range(0, len(ids), size):
+            ctx.publish(ctx.poll_task, ids[i:i + size], ctx.poll_queue(provider_name))
     counts["polls"] = len(polls)
 
     with ctx.sessions.begin() as session:

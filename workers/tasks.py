@@ -19,7 +19,7 @@ from core.ratelimit import MemoryWindow, SyncRedisLimiter
 from core.settings import get_settings
 from core.storage import LocalStorage
 from workers import pipeline, webhooks
-from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, publish
+from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
 from workers.throttle import Throttle
 from workers.upstreams import build_providers
 
@@ -38,10 +38,11 @@ def context() -> pipeline.Context:
         storage=LocalStorage(settings.results_path),
         notifier=Notifier(settings.notify_redis_url),
         providers=build_providers(settings),
-        publish=lambda task, job_id, queue: publish(task, job_id, queue),
+        publish=publish,
         throttle=Throttle(settings.upstream_limits, window, busy_delay=settings.poll_interval_seconds),
         start_task=START_TASK,
         poll_task=POLL_TASK,
+        poll_queue=poll_queue,
     )
 
 
@@ -57,8 +58,9 @@ def start(job_id: str) -> None:
 
 
 @celery_app.task(name=POLL_TASK)
-def poll(job_id: str) -> None:
-    pipeline.poll(context(), job_id)
+def poll(job_ids: str | list[str]) -> None:
+    """One job id (messages published before batching existed) or a batch of them."""
+    pipeline.poll(context(), job_ids)
 
 
 @celery_app.task(name=SWEEP_TASK)

@@ -59,7 +59,7 @@ class System:
                     "--port", str(self.api_port), "--no-access-log"]
         if name.startswith("worker"):
             return [py, "-m", "celery", "-A", "workers.app:celery_app", "worker", "-Q",
-                    "bria,maintenance,webhooks", "--pool", "threads", "--concurrency", "4",
+                    "bria,bria.poll,maintenance,webhooks", "--pool", "threads", "--concurrency", "4",
                     "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                     "--without-heartbeat", "-n", f"{name}@%h"]
         if name == "beat":

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import update
 
-from core.models import Job, utcnow
+from core.models import Job, Tenant, utcnow
 from core.notify import Notifier
 from core.settings import Settings
 from core.storage import LocalStorage
@@ -38,7 +38,7 @@ def ctx(db, sim, tmp_path):
     sent: list[tuple[str, str, str]] = []
     c = pipeline.Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
                          notifier=Notifier(""), providers={"bria": BriaProvider(sim, "tok", timeout=5)},
-                         publish=lambda *m: sent.append(m))
+                         publish=lambda *m, **kw: sent.append(m))
     c.sent = sent
     yield c
     c.close()
@@ -143,8 +143,9 @@ def test_sweep_dispatches_due_work_and_recovers_lost_workers(ctx):
         s.execute(update(Job).where(Job.id == unpublished).values(published_at=None))
     counts = pipeline.sweep(ctx)
     assert counts["polls"] == 1 and counts["recovered"] == 1
-    assert ("visiongate.poll", polled, "bria") in ctx.sent
-    assert {("visiongate.start", lost, "bria"), ("visiongate.start", unpublished, "bria")} <= set(ctx.sent)
+    assert ("visiongate.poll", [polled], "bria") in ctx.sent
+    starts = {m for m in ctx.sent if m[0] == "visiongate.start"}
+    assert {("visiongate.start", lost, "bria"), ("visiongate.start", unpublished, "bria")} <= starts
     assert row(ctx, lost).status == "QUEUED"
     ctx.sent.clear()
     assert pipeline.sweep(ctx)["starts"] == 0 and not ctx.sent  # nothing is sent twice
@@ -171,3 +172,55 @@ def test_expire_deletes_files_then_hides_the_job(ctx):
         s.execute(update(Job).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
     assert pipeline.expire(ctx) == 1
     assert not path.exists() and row(ctx, job_id).status == "EXPIRED"
+
+
+def test_start_asks_for_an_early_first_poll(ctx):
+    job_id = new_job(ctx)
+    pipeline.start(ctx, job_id)
+    assert ctx.sent == [("visiongate.poll", [job_id], "bria")]
+    job = row(ctx, job_id)
+    # The sweeper's own schedule stays one poll interval out, as a fallback for a lost message.
+    assert 0.5 < (job.run_at - job.submitted_at).total_seconds() <= ctx.settings.poll_interval_seconds
+
+
+def roomy(ctx) -> None:
+    """Give the test tenant a plan that lets all its jobs run at once."""
+    with ctx.sessions.begin() as s:
+        s.execute(update(Tenant).values(plan="pro"))
+
+
+def test_one_poll_message_checks_a_batch_of_jobs(ctx, sim):
+    ids = [new_job(ctx, seed=i) for i in range(6)]
+    roomy(ctx)
+    for job_id in ids:
+        pipeline.start(ctx, job_id)
+    ctx.sent.clear()
+    with ctx.sessions.begin() as s:  # all due at once
+        s.execute(update(Job).values(run_at=utcnow()))
+    ctx.settings.poll_batch = 4
+    pipeline.sweep(ctx)
+    batches = [m[1] for m in ctx.sent if m[0] == "visiongate.poll"]
+    assert sorted(len(b) for b in batches) == [2, 4] and sorted(sum(batches, [])) == sorted(ids)
+    time.sleep(0.3)  # the simulator's latency: every upstream task is done now
+    before = httpx.get(f"{sim}/_sim/stats").json()["status"]
+    for batch in batches:
+        pipeline.poll(ctx, batch)
+    assert httpx.get(f"{sim}/_sim/stats").json()["status"] - before == 6
+    assert {row(ctx, j).status for j in ids} == {"COMPLETED"}
+    pipeline.poll(ctx, ids)  # nothing left to check: no upstream request
+    assert httpx.get(f"{sim}/_sim/stats").json()["status"] - before == 6
+
+
+def test_failed_status_checks_in_a_batch_only_touch_their_job(ctx, sim):
+    ids = [new_job(ctx, seed=i) for i in range(3)]
+    roomy(ctx)
+    for job_id in ids:
+        pipeline.start(ctx, job_id)
+    time.sleep(0.3)
+    httpx.post(f"{sim}/_sim/faults", json=[{"on": "status", "kind": "503", "match": row(ctx, ids[0]).upstream_tasks[0]["id"]}])
+    pipeline.poll(ctx, ids)
+    first = row(ctx, ids[0])
+    assert first.status == "SUBMITTED" and first.poll_failures == 1
+    assert [row(ctx, j).status for j in ids[1:]] == ["COMPLETED", "COMPLETED"]
+    pipeline.poll(ctx, ids)
+    assert row(ctx, ids[0]).status == "COMPLETED"
