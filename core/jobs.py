@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from core import credits
 from core.models import ACTIVE, Job, JobStatus, Tenant, new_id, utcnow
@@ -114,15 +114,14 @@ async def create_job(session: AsyncSession, *, tenant_id: str, provider: str, op
 
 
 async def get_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | None:
+    """The tenant's job, or None (unknown, another tenant's, expired). The request's params
+    (which can hold base64 inputs of several MB) and the upstream task list are not loaded:
+    reads never need them, and touching them on this object raises instead of lazy-loading."""
     if len(job_id) > 64:
         return None
-    job = await session.get(Job, job_id)
+    job = await session.get(Job, job_id, options=[defer(Job.params, raiseload=True),
+                                                  defer(Job.upstream_tasks, raiseload=True)])
     return job if is_visible(job, tenant_id) else None
-
-
-async def mark_unpublished(session: AsyncSession, job_id: str) -> None:
-    """The publish failed: let the sweeper publish it as soon as it runs."""
-    await session.execute(update(Job).where(Job.id == job_id).values(published_at=None))
 
 
 # --------------------------------------------------------------------------- worker side (sync)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep
 from api.errors import ApiError
@@ -32,7 +33,7 @@ async def bria_status(task_id: str, principal: ReadLimited, session: SessionDep,
     """Status of an asynchronous Bria request: IN_PROGRESS, COMPLETED (with ``result``) or
     ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``)."""
     job = await _visible_job(session, task_id, principal.tenant_id, provider="bria")
-    return status_document(job, settings, base)
+    return JSONResponse(status_document(job, settings, base))  # plain JSON types: no re-encoding
 
 
 @router.get("/api/v1/jobs/{job_id}", tags=["Jobs"], summary="Get Job")
@@ -42,4 +43,4 @@ async def get_job(job_id: str, principal: ReadLimited, session: SessionDep,
     job = await _visible_job(session, job_id, principal.tenant_id)
     doc = job_document(job, settings, base)
     doc["queue_position"] = await jobs.queue_position(session, job)
-    return {"status": "success", "result": doc}
+    return JSONResponse({"status": "success", "result": doc})
