@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from api import errors
 from api.deps import AuthCache
 from api.middleware import IntakeMiddleware, RateLimitHeaders
+from api.publisher import StartPublisher
 from api.routes import account, batches, files, health, status, webhooks
 from api.routes.operations import build_router, form_paths
 from core.db import async_session_factory, make_async_engine
+from core.intake import GroupWriter
 from core.notify import Waiters
 from core.ratelimit import MemoryLimiter, RedisLimiter
 from core.settings import Settings, get_settings
@@ -41,13 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.limiter = RedisLimiter(redis_client)
         else:
             app.state.limiter = MemoryLimiter()  # embedded mode: one API process
+        broker_redis = None
+        if settings.celery_broker_url.startswith(("redis://", "rediss://")):
+            broker_redis = aioredis.Redis.from_url(settings.celery_broker_url)
+        app.state.intake = GroupWriter(app.state.sessions, StartPublisher(broker_redis))
         await app.state.waiters.start()
         try:
             yield
         finally:
             await app.state.waiters.stop()
-            if redis_client is not None:
-                await redis_client.aclose()
+            for client in (redis_client, broker_redis):
+                if client is not None:
+                    await client.aclose()
             await engine.dispose()
 
     app = FastAPI(title="visiongate", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -58,10 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = LocalStorage(settings.results_path)
     app.state.waiters = Waiters(settings.notify_redis_url)
 
-    # Publishing goes through Celery's producer (imported here so the routes need no Celery).
-    from workers.app import celery_app, publish_start
-
-    app.state.publish_start = publish_start
+    from workers.app import celery_app
 
     def check_broker() -> None:
         with celery_app.connection_for_write() as conn:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from api.deps import BaseUrlDep, EndpointLimited, SessionDep, SettingsDep
 from api.errors import ApiError
-from core import intake, jobs
+from core import intake
 from core.credits import InsufficientCredits
 from core.models import FINAL, Job, JobStatus
 from core.results import error_body, result_body
@@ -42,10 +42,9 @@ def status_url(base: str, provider: str, job_id: str) -> str:
 
 
 def _accepted(base: str, accepted: intake.Accepted) -> JSONResponse:
-    job = accepted.job
     return JSONResponse(
-        {"status": "success", "result": {"request_id": job.id, "status": "IN_PROGRESS",
-                                         "status_url": status_url(base, job.provider, job.id),
+        {"status": "success", "result": {"request_id": accepted.job_id, "status": "IN_PROGRESS",
+                                         "status_url": status_url(base, accepted.provider, accepted.job_id),
                                          **accepted.receipt()}},
         status_code=202,
     )
@@ -76,33 +75,24 @@ def make_job_endpoint(op: Operation):
         sync = bool(params.get("sync", False))
         options = await job_options(request, settings) if op.body != "form" else None
         try:
-            accepted = await intake.submit(session, principal, run_op, params, sync=sync,
-                                           options=options, base_url=base)
+            accepted = await request.app.state.intake.submit(principal, run_op, params, sync=sync,
+                                                             options=options, base_url=base)
         except InsufficientCredits as exc:
-            await session.rollback()
             raise ApiError(406, str(exc), code="insufficient_credits", credit_cost=exc.cost,
                            credits_remaining=exc.available) from None
-        job = accepted.job
-        await session.commit()
-        app = request.app
-        try:
-            await run_in_threadpool(app.state.publish_start, job.id, op.provider)
-        except Exception:  # broker down: the sweeper publishes it once the broker is back
-            app.state.log.warning("publish of job %s failed; left to the sweeper", job.id, exc_info=True)
-            await jobs.mark_unpublished(session, job.id)
-            await session.commit()
         if not sync:
             return _accepted(base, accepted)
+        app, job_id = request.app, accepted.job_id
 
         async def is_final() -> bool:
             async with app.state.sessions() as s:
-                state = await s.scalar(select(Job.status).where(Job.id == job.id))
+                state = await s.scalar(select(Job.status).where(Job.id == job_id))
             return state in FINAL_VALUES
 
-        done = await app.state.waiters.wait(job.id, settings.sync_deadline_seconds, is_final)
+        done = await app.state.waiters.wait(job_id, settings.sync_deadline_seconds, is_final)
         if not done:
             return _accepted(base, accepted)
-        await session.refresh(job)
+        job = await session.get(Job, job_id)
         if job.status == JobStatus.COMPLETED.value:
             return {"status": "success", "result": {
                 "request_id": job.id, "status": "COMPLETED",
