@@ -12,7 +12,7 @@ from api import errors
 from api.deps import AuthCache
 from api.middleware import IntakeMiddleware, RateLimitHeaders
 from api.publisher import StartPublisher
-from api.routes import account, batches, files, health, status, webhooks
+from api.routes import account, batches, files, health, lora, status, webhooks
 from api.routes.operations import build_router, form_paths
 from core.db import async_session_factory, make_async_engine
 from core.intake import GroupWriter
@@ -84,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(webhooks.router)
+    app.include_router(lora.router)
     return app

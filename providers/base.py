@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from pydantic import BaseModel
 
@@ -53,6 +53,17 @@ class Permanent(UpstreamError):
     def __init__(self, message: str, **kw: Any):
         kw.setdefault("code", "upstream_rejected")
         super().__init__(message, **kw)
+
+
+class InvalidRequest(Exception):
+    """Raised by an operation's ``resolve`` hook: the request is valid by its schema but not for
+    this tenant (e.g. an unknown or untrained tailored model). ``errors`` are FastAPI-style items
+    (``{"type", "loc", "msg", "input"}``, ``loc`` starting with "body"); the API answers 422 with
+    them and creates no job."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__("; ".join(str(e.get("msg")) for e in errors))
+        self.errors = errors
 
 
 # --------------------------------------------------------------------------- results
@@ -168,6 +179,12 @@ class Operation:
     # canonical model). Aliases are routed (marked deprecated) but never become jobs themselves.
     alias_of: str | None = None
     normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Intake step that needs the database: ``await resolve(params, tenant_id, session)`` returns
+    # the params to store (e.g. a tenant's tailored model id replaced by the upstream one) or
+    # raises ``InvalidRequest``. Called by the API after validation, before the job exists.
+    # Paths that create jobs without it (batches) must not run such an operation blindly: the
+    # operation's own ``build``/``route`` refuse params that were not resolved.
+    resolve: Callable[[dict[str, Any], str, Any], Awaitable[dict[str, Any]]] | None = None
 
 
 def one_per_output(params: dict[str, Any]) -> int:

@@ -23,7 +23,7 @@ from core.models import FINAL, Job, JobStatus
 from core.results import error_body, result_body
 from core.webhooks import JobOptions
 from core import media
-from providers.base import Kind, Operation, Permanent, RateLimited, Retryable
+from providers.base import InvalidRequest, Kind, Operation, Permanent, RateLimited, Retryable
 from providers.registry import OPERATIONS, TABLES
 
 FINAL_VALUES = frozenset(s.value for s in FINAL)
@@ -72,6 +72,7 @@ def make_job_endpoint(op: Operation):
     async def endpoint(body: body_type, principal: EndpointLimited, session: SessionDep,  # type: ignore[valid-type]
                        settings: SettingsDep, base: BaseUrlDep, request: Request) -> Any:
         run_op, params = await prepare(op, body.model_dump(mode="json"))
+        params = await resolve(run_op, params, principal.tenant_id, session)
         sync = bool(params.get("sync", False))
         options = await job_options(request, settings) if op.body != "form" else None
         try:
@@ -114,6 +115,19 @@ async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dic
     if errors:
         raise RequestValidationError(errors)
     return run_op, params
+
+
+async def resolve(op: Operation, params: dict[str, Any], tenant_id: str, session: Any) -> dict[str, Any]:
+    """The operation's intake hook that needs the database (``Operation.resolve``, e.g. a
+    tenant's tailored model id → Bria's): its ``InvalidRequest`` is a 422 naming the field, and
+    no job is created. Operations without a hook pass through unchanged."""
+    if op.resolve is None:
+        return params
+    try:
+        return await op.resolve(params, tenant_id, session)
+    except InvalidRequest as exc:
+        await session.rollback()
+        raise RequestValidationError(exc.errors) from None
 
 
 def _quick_provider(app: Any, name: str) -> Any:

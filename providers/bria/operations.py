@@ -28,8 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from urllib.parse import quote
+
 from providers.base import Kind, MediaInput, Operation, Permanent, one_per_output
 from providers.bria import schemas as S
+from providers.bria.lora import TAILORED_MODEL_KEY
 from providers.bria.schemas import BriaGenerateImageRequest
 
 # Ranges for FIBO's tuning knobs. [unconfirmed] They come from a third-party v2 integration
@@ -257,19 +260,92 @@ def _uses_guidance(params: dict[str, Any]) -> bool:
     return bool(params.get("guidance_method_1") or params.get("guidance_method_2"))
 
 
+# --------------------------------------------------------------------------- tailored (LoRA) generation
+# A tailored model is named by the client's id (model_id / tailored_model_id); the API's intake
+# hook (``resolve``, core/lora.py) checks it is the tenant's trained model and stores Bria's id
+# under TAILORED_MODEL_KEY. Only that id is ever sent upstream. Upstream endpoints:
+#   POST /v1/text-to-image/tailored/{model_id}   [T2: Bria-AI/ComfyUI-BRIA-API tailored_gen_node.py]
+#   POST /v1/text-to-vector/tailored/{model_id}  [T3, unconfirmed]
+# both v1 and synchronous (sync=true), answering {"result": [{"urls": [url], "seed": n}]} like the
+# other v1 text-to-image endpoints. Sources [T1]–[T3]: providers/bria/lora.py.
+def _resolve_via(field: str, **kw: Any):
+    """``Operation.resolve`` for a field naming a tailored model (core/lora.py does the work; it
+    is imported when called, so this table stays free of database code)."""
+
+    async def resolve(params: dict[str, Any], tenant_id: str, session: Any) -> dict[str, Any]:
+        from core.lora import resolver
+
+        return await resolver(field, **kw)(params, tenant_id, session)
+
+    return resolve
+
+
+def tailored_upstream_id(params: dict[str, Any], field: str = "model_id") -> str:
+    """Bria's id of the tenant's model, as resolved at intake; a job whose model was never
+    resolved (a batch line: batches have no intake hook) is refused rather than sending the
+    client's id, which could name another tenant's model on the shared Bria account."""
+    value = params.get(TAILORED_MODEL_KEY)
+    if not value:
+        raise Permanent(f"{field} {params.get(field)!r} was not resolved to one of your trained tailored models "
+                        "(tailored generation runs only through its endpoint, not in batches)",
+                        code="tailored_model_unresolved")
+    return str(value)
+
+
+def _tailored_path(kind: str, params: dict[str, Any]) -> str:
+    return f"/v1/text-to-{kind}/tailored/{quote(tailored_upstream_id(params), safe='')}"
+
+
+_LORA_IMAGE_FIELDS = ("prompt", "num_results", "aspect_ratio", "fast", "steps_num", "model_influence",
+                      "include_generation_prefix", "seed")
+
+
+def build_lora_image(params: dict[str, Any]) -> dict[str, Any]:
+    """004 [16] → ``/v1/text-to-image/tailored/{id}`` [T2]: the same names one to one."""
+    tailored_upstream_id(params)
+    return _pick(_drop_none(params), *_LORA_IMAGE_FIELDS)
+
+
+def build_lora_vector(params: dict[str, Any]) -> dict[str, Any]:
+    """004 [17] → ``/v1/text-to-vector/tailored/{id}`` [T3, unconfirmed]: the v1 text-to-vector
+    fields plus ``model_influence`` / ``include_generation_prefix`` [T2]. ``bria_model_version``
+    is not sent: a tailored model is bound to the base model it was trained on. [unconfirmed]"""
+    tailored_upstream_id(params)
+    p = _drop_none(params)
+    body = build_v1_text_to_image({k: v for k, v in p.items() if k != "bria_model_version"})
+    body.update(_pick(p, "model_influence", "include_generation_prefix"))
+    return body
+
+
+def route_lora_image(params: dict[str, Any]) -> str:
+    return _tailored_path("image", params)
+
+
+def route_lora_vector(params: dict[str, Any]) -> str:
+    return _tailored_path("vector", params)
+
+
 def route_generate_image(params: dict[str, Any]) -> str:
     """FIBO (``/v2/image/generate``) unless ControlNet guidance is asked for, which only Bria's
-    v1 base model has: ``/v1/text-to-image/base/{bria_model_version}`` [S5, unconfirmed]."""
+    v1 base model has: ``/v1/text-to-image/base/{bria_model_version}`` [S5, unconfirmed]. With a
+    tailored ``model_id`` (003's tailored-generation call): ``/v1/text-to-image/tailored/{id}``."""
+    if params.get("model_id") is not None:
+        return _tailored_path("image", params)
     if _uses_guidance(params):
         return f"/v1/text-to-image/base/{params.get('bria_model_version') or '3.2'}"
     return "/v2/image/generate"
 
 
 def build_generate_image_routed(params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("model_id") is not None:
+        tailored_upstream_id(params)
+        return build_v1_text_to_image(params)
     return build_v1_text_to_image(params) if _uses_guidance(params) else build_generate_image(params)
 
 
 def route_vector_base(params: dict[str, Any]) -> str:
+    if params.get("model_id") is not None:
+        return _tailored_path("vector", params)
     return f"/v1/text-to-vector/base/{params.get('bria_model_version') or '3.2'}"
 
 
@@ -277,8 +353,9 @@ def build_variation(params: dict[str, Any]) -> dict[str, Any]:
     """``/v1/reimagine`` [S5, unconfirmed]: the reference image is Bria's structure image."""
     p = _drop_none(params)
     body = _pick(p, "prompt", "num_results", "fast", "steps_num", "include_generation_prefix", "enhance_image",
-                 "prompt_content_moderation", "content_moderation", "ip_signal", "seed", "tailored_model_id",
-                 "tailored_model_influence")
+                 "prompt_content_moderation", "content_moderation", "ip_signal", "seed", "tailored_model_influence")
+    if p.get("tailored_model_id") is not None:  # the tenant's model, resolved at intake to Bria's id
+        body["tailored_model_id"] = tailored_upstream_id(p, "tailored_model_id")
     body["structure_ref_influence"] = p.get("ref_image_influence", 0.75)
     body.update(_v1_image(_first(p, "image_url", "image_file"), "structure_image_url", "structure_image_file"))
     return body
@@ -551,8 +628,9 @@ CANONICAL: list[Operation] = [
               description="Enhances a prompt with Bria's prompt enhancer (form data, not JSON)."),
     _job("generate_image", f"{B}/image/generation/generate-image", BriaGenerateImageRequest, "Bria Generate Image",
          GEN, "/v2/image/generate", build_generate_image_routed, route=route_generate_image,
-         inputs=_GUIDANCE_INPUTS, upstream_requests=one_per_output,
-         description="Text-to-image with Bria: FIBO (API v2); with ControlNet guidance, Bria's v1 base model."),
+         inputs=_GUIDANCE_INPUTS, upstream_requests=one_per_output, resolve=_resolve_via("model_id"),
+         description="Text-to-image with Bria: FIBO (API v2); with ControlNet guidance, Bria's v1 base model; "
+                     "with `model_id` (one of your trained tailored models), Bria's tailored generation."),
     _job("generate_image_fast", f"{B}/image/generation/generate-image-fast", S.BriaGenerateImageFastRequest,
          "Bria Generate Image Fast", GEN, "/v1/text-to-image/fast/2.3", build_v1_text_to_image,
          inputs=_GUIDANCE_INPUTS),
@@ -560,12 +638,13 @@ CANONICAL: list[Operation] = [
          "Bria Generate Image Hd", GEN, "/v1/text-to-image/hd/2.2", build_v1_text_to_image),
     _job("generate_vector_base", f"{B}/image/generation/generate-vector-base", S.BriaGenerateVectorBaseRequest,
          "Bria Generate Vector Base", GEN, "/v1/text-to-vector/base/3.2", build_v1_text_to_image,
-         route=route_vector_base, inputs=_GUIDANCE_INPUTS, output="vector"),
+         route=route_vector_base, inputs=_GUIDANCE_INPUTS, output="vector", resolve=_resolve_via("model_id")),
     _job("generate_vector_fast", f"{B}/image/generation/generate-vector-fast", S.BriaGenerateVectorFastRequest,
          "Bria Vector Generation Fast", GEN, "/v1/text-to-vector/fast/2.3", build_v1_text_to_image,
          inputs=_GUIDANCE_INPUTS, output="vector"),
     _job("generate_variation", f"{B}/image/generation/generate-variation", S.BriaGenerateVariationRequest,
-         "Bria Generate Variation", GEN, "/v1/reimagine", build_variation, inputs=_V1_PAIR),
+         "Bria Generate Variation", GEN, "/v1/reimagine", build_variation, inputs=_V1_PAIR,
+         resolve=_resolve_via("tailored_model_id")),
     _job("get_masks", f"{B}/image/editing/get-masks", S.BriaGetMasksRequest, "Bria Get Masks", EDIT,
          "/v1/objects/mask_generator", build_get_masks, inputs=_V1_PAIR, output="archive",
          description="Segmentation masks: the result is a ZIP of mask PNGs (one per object)."),
@@ -615,6 +694,17 @@ CANONICAL: list[Operation] = [
          "Bria Video Remove Background", VIDEO, "/v2/video/edit/remove_background", build_video_remove_background,
          inputs=(MediaInput("video", kind="video", max_bytes=200 * MB, max_side=16000, formats=(), url_only=True),),
          output="video", description="Video background removal (asynchronous: poll the status URL)."),
+    # Tailored generation with the tenant's trained LoRA models (the management endpoints are
+    # CRUD routes: api/routes/lora.py). Status: GET /api/v1/bria/status/{request_id}.
+    _job("lora_generate_image", "/api/v1/bria-lora/image/generation/generate-image", S.BriaLoraGenerateImagesRequest,
+         "Generate Images", "Bria LoRA Generation", "/v1/text-to-image/tailored/{model_id}", build_lora_image,
+         route=route_lora_image, resolve=_resolve_via("model_id", lora_rules=True),
+         description="Generates images with one of your trained tailored (LoRA) models: `model_id` is the id "
+                     "of GET /api/v1/bria-lora/models (status Completed)."),
+    _job("lora_generate_vector", "/api/v1/bria-lora/image/generation/generate-vector", S.BriaLoraGenerateVectorRequest,
+         "Generate Vector", "Bria LoRA Generation", "/v1/text-to-vector/tailored/{model_id}", build_lora_vector,
+         route=route_lora_vector, inputs=_GUIDANCE_INPUTS, output="vector", resolve=_resolve_via("model_id"),
+         description="Generates SVG vector graphics with one of your trained tailored (LoRA) models."),
 ]
 
 

@@ -37,7 +37,7 @@ import binascii
 import re
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from providers.bria import schemas_gen as _gen
@@ -270,12 +270,10 @@ def _colour(m: Any, field: str, allow_transparent: bool) -> list[InitErrorDetail
                  field, value, field=field, extra=extra, value=value)]
 
 
-def _model_id_not_found(model_id: Any) -> ValidationError:
+def _model_id_invalid(model_id: Any) -> ValidationError:
     return ValidationError.from_exception_data("model_id", [_err(
-        "model_not_found",
-        "tailored model '{model_id}' not found: model_id selects a tailored (LoRA) model, and this gateway has "
-        "no tailored models yet (tailored generation will be served by /api/v1/bria-lora/…)",
-        "model_id", model_id, model_id=str(model_id))])
+        "model_id_type", "model_id must be the id (a string or an integer) of one of your tailored models",
+        "model_id", model_id)])
 
 
 def _rules_variation(m: Any) -> list[InitErrorDetails]:
@@ -390,14 +388,31 @@ RULES: dict[str, Any] = {
 
 
 class _TailoredModelId(BaseModel):
-    """003 sends ``model_id`` to the plain generate endpoints for tailored generation."""
+    """003 sends ``model_id`` to the plain generate endpoints for tailored generation. 004 has no
+    such field there, so it is not in the schema; it is kept beside the validated fields and
+    appears in ``model_dump()`` only when given. The API's intake resolves it against the
+    tenant's trained models (core/lora.py ``resolver``): unknown, another tenant's or untrained →
+    422 on ``model_id``; a trained model routes the request to Bria's tailored endpoint."""
 
-    @model_validator(mode="before")
+    _tailored_model_ref: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _model_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("model_id") is not None:
-            raise _model_id_not_found(data["model_id"])
-        return data
+    def _keep_model_id(cls, data: Any, handler: Any) -> Any:
+        model_id = data.get("model_id") if isinstance(data, dict) else None
+        if model_id is not None and (isinstance(model_id, bool) or not isinstance(model_id, (str, int))
+                                     or model_id == ""):
+            raise _model_id_invalid(model_id)
+        instance = handler(data)
+        if model_id is not None:
+            instance._tailored_model_ref = str(model_id)
+        return instance
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        out = super().model_dump(**kwargs)
+        if self._tailored_model_ref is not None:
+            out["model_id"] = self._tailored_model_ref
+        return out
 
 
 def _subclass(gen_cls: type[BaseModel], *mixins: type[BaseModel]) -> type[BaseModel]:
@@ -447,3 +462,84 @@ for _key, _model in list(REQUEST_MODELS.items()):
 # generate-image keeps its own rules (above) and gains the model_id one.
 BriaGenerateImageRequest = _subclass(BriaGenerateImageRequest, _TailoredModelId)  # type: ignore[misc]
 REQUEST_MODELS[("POST", "/api/v1/bria/image/generation/generate-image")] = BriaGenerateImageRequest
+
+
+# =========================================================================== /api/v1/bria-lora/ endpoints
+# 004's prose-only rules of the LoRA endpoints (INVENTORY §4.8/§4.9, [16]/[17], §8-D 28/29 and
+# §8-E 35/36). Rules that depend on the tenant's objects (the model's training version, ids in the
+# path) are checked by the API (api/routes/lora.py, core/lora.py).
+def _rules_create_project(m: Any) -> list[InitErrorDetails]:
+    if m.ip_type == "defined_character" and not (m.ip_name or "").strip():
+        return [_err("ip_name_required", "ip_name is required when ip_type is 'defined_character' "
+                     "(the character's name, e.g. 'Lora')", "ip_name", m.ip_name)]
+    return []
+
+
+def _rules_upload_image(m: Any) -> list[InitErrorDetails]:
+    if m.file_path is not None:
+        return [_err("file_path_not_supported",
+                     "file_path names a file on the gateway's own disk and is refused: a client may not read "
+                     "server files through this API. Send image_url (a public http(s) URL of a JPEG, PNG or "
+                     "WEBP image, at least 256x256, at most 12 MB) instead", "file_path", m.file_path)]
+    if m.image_url is None:
+        return [_err("image_url_required", "image_url is required (the URL of the image to add to the dataset)",
+                     "image_url", None)]
+    return []
+
+
+def _rules_caption(m: Any) -> list[InitErrorDetails]:
+    if m.caption is not None and m.regenerate_caption:
+        return [_err("caption_conflict", "send either caption (a manual caption) or regenerate_caption: true, "
+                     "not both (Bria refuses both at once)", "caption", m.caption)]
+    if m.caption is None and not m.regenerate_caption:
+        return [_err("caption_required", "caption or regenerate_caption: true is required", "caption", None)]
+    if m.caption is not None and not m.caption.strip():
+        return [_err("caption_empty", "caption must not be empty", "caption", m.caption)]
+    return []
+
+
+def _rules_lora_image(m: Any) -> list[InitErrorDetails]:
+    # [16]: "When fast=false, the default value is 30, the minimum is 20 and the maximum is 50".
+    if not m.fast and m.steps_num is not None and m.steps_num < 20:
+        return [_err("steps_num_without_fast", "steps_num must be between 20 and 50 when fast is false (got {n}); "
+                     "4–50 applies to fast: true", "steps_num", m.steps_num, n=m.steps_num)]
+    return []
+
+
+def _rules_lora_vector(m: Any) -> list[InitErrorDetails]:
+    # [17]: the same guidance rules as generate-image (a) and (b) above.
+    errors: list[InitErrorDetails] = []
+    used = []
+    for n in (1, 2):
+        method = getattr(m, f"guidance_method_{n}")
+        if method is None:
+            continue
+        used.append(f"guidance_method_{n}")
+        if getattr(m, f"guidance_method_{n}_image_url") is None and getattr(m, f"guidance_method_{n}_image_file") is None:
+            errors.append(_err("guidance_image_missing", "guidance_method_{n}_image_url or guidance_method_{n}_image_file "
+                               "is required when guidance_method_{n} is set", f"guidance_method_{n}", str(method), n=n))
+    if used and m.num_results != 1:
+        errors.append(_err("num_results_with_guidance", "num_results must be 1 when a guidance method is used "
+                           "({methods} set), got {num_results}", "num_results", m.num_results,
+                           methods=" and ".join(used), num_results=m.num_results))
+    return errors
+
+
+RULES.update({
+    "BriaLoraCreateProjectRequest": _rules_create_project,
+    "BriaLoraUploadImageRequest": _rules_upload_image,
+    "BriaLoraUpdateImageCaptionRequest": _rules_caption,
+    "BriaLoraGenerateImagesRequest": _rules_lora_image,
+    "BriaLoraGenerateVectorRequest": _rules_lora_vector,
+})
+
+BriaLoraCreateProjectRequest = _subclass(_gen.BriaLoraCreateProjectRequest, _Rules)
+BriaLoraUploadImageRequest = _subclass(_gen.BriaLoraUploadImageRequest, _Rules)
+BriaLoraUpdateImageCaptionRequest = _subclass(_gen.BriaLoraUpdateImageCaptionRequest, _Rules)
+BriaLoraGenerateImagesRequest = _subclass(_gen.BriaLoraGenerateImagesRequest, _Rules)
+BriaLoraGenerateVectorRequest = _subclass(_gen.BriaLoraGenerateVectorRequest, _Rules)
+for _model in (BriaLoraCreateProjectRequest, BriaLoraUploadImageRequest, BriaLoraUpdateImageCaptionRequest,
+               BriaLoraGenerateImagesRequest, BriaLoraGenerateVectorRequest):
+    for _key, _generated in list(REQUEST_MODELS.items()):
+        if _generated.__name__ == _model.__name__:
+            REQUEST_MODELS[_key] = _model

@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from providers.simulator.faults import FaultBook, FaultRule
-from providers.simulator import endpoints
+from providers.simulator import endpoints, tailored
 from providers.simulator.render import ASPECT_RATIOS, render_png
 
 DEFAULT_LATENCY_SECONDS = 2.0
@@ -461,4 +461,5 @@ def create_app(latency_seconds: float | None = None, api_token: str | None = Non
         state.reset()
         return {"counters": dict(state.counters), "latency_seconds": state.latency, "pending": []}
 
+    tailored.mount(app, state)  # Bria tailored generation (LoRA): providers/simulator/tailored.py
     return app

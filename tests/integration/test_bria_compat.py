@@ -176,7 +176,10 @@ REFUSED = {
     "inpaint: border only": ("image", "missing"),  # 004 requires image; 003 sends none
     "product background by text": ("exclude_elements", "exclude_elements_requires_slow_mode"),  # needs fast=false
     "product background by text: manual padding": ("exclude_elements", "exclude_elements_requires_slow_mode"),
-    "tailored: generate image with custom model": ("model_id", "model_not_found"),  # no tailored models yet
+    # 004's schema first: "product" is no medium (photography/art); model_id is checked after it
+    "tailored: generate image with custom model": ("medium", "literal_error"),
+    # "custom-vector-model-456" is none of this tenant's trained models (tests/integration/test_lora.py
+    # generates with a trained model through this same call)
     "tailored: generate vector with custom model": ("model_id", "model_not_found"),
 }
 

@@ -243,7 +243,8 @@ def test_generate_vector_base_is_svg(bc: Client):
     (data,) = completed(doc)
     root = _svg(data)
     assert abs(float(root.get("width")) / float(root.get("height")) - 16 / 9) < 0.02
-    # 003's tailored-generation call: model_id means a tailored model, and none exists yet
+    # 003's tailored-generation call: model_id names a tailored model, and this tenant has no
+    # model "m-1" (a trained one works: tests/integration/test_lora.py)
     assert_422(submit(bc, "/image/generation/generate-vector-base", {"prompt": "A logo", "model_id": "m-1"}),
                "model_id", "model_not_found")
 

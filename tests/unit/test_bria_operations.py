@@ -38,11 +38,15 @@ URL = "https://example.com/a.png"
 
 
 # --------------------------------------------------------------------------- the table
-def test_table_has_the_24_operations_and_10_aliases():
+def test_table_has_the_26_operations_and_10_aliases():
     canonical = [op for op in ops.OPERATIONS if op.alias_of is None]
     aliases = [op for op in ops.OPERATIONS if op.alias_of is not None]
-    assert len(canonical) == 24 and len(aliases) == 10
-    assert {op.path for op in canonical} == {k[1] for k in S.REQUEST_MODELS if k[1].startswith("/api/v1/bria/")}
+    assert len(canonical) == 26 and len(aliases) == 10
+    # the 24 /api/v1/bria/ endpoints with a body, and the two bria-lora generation jobs (the other
+    # bria-lora endpoints are CRUD routes: api/routes/lora.py)
+    jobs = {k[1] for k in S.REQUEST_MODELS if k[1].startswith("/api/v1/bria/")} | {
+        "/api/v1/bria-lora/image/generation/generate-image", "/api/v1/bria-lora/image/generation/generate-vector"}
+    assert {op.path for op in canonical} == jobs
     for op in canonical:
         assert op.request_model is S.REQUEST_MODELS[(op.method, op.path)], op.name
         assert op.upstream_path and op.build is not None, op.name
@@ -78,6 +82,8 @@ UPSTREAM = {
     "bria.enhance_image": "/v2/image/edit/enhance",
     "bria.upscale_image": "/v2/image/edit/increase_resolution",
     "bria.video_remove_background": "/v2/video/edit/remove_background",
+    "bria.lora_generate_image": "/v1/text-to-image/tailored/{model_id}",
+    "bria.lora_generate_vector": "/v1/text-to-vector/tailored/{model_id}",
 }
 
 
@@ -92,6 +98,21 @@ def test_routes_chosen_per_request():
     assert gen.route({"guidance_method_1": "controlnet_canny", "bria_model_version": "2.3"}) == "/v1/text-to-image/base/2.3"
     vec = BY_NAME["bria.generate_vector_base"]
     assert vec.route({"bria_model_version": "2.3"}) == "/v1/text-to-vector/base/2.3"
+    # 003's tailored call: model_id (resolved at intake to Bria's id) → the tailored endpoints
+    assert gen.route({"model_id": "7", "_tailored_model_id": "1234"}) == "/v1/text-to-image/tailored/1234"
+    assert vec.route({"model_id": "7", "_tailored_model_id": "1234"}) == "/v1/text-to-vector/tailored/1234"
+
+
+def test_tailored_model_ids_are_never_sent_unresolved():
+    # A job whose model id was not resolved to the tenant's model (e.g. a batch line) must not
+    # send the client's id: on the shared Bria account it could name another tenant's model.
+    for name in ("bria.generate_image", "bria.generate_vector_base", "bria.lora_generate_image",
+                 "bria.lora_generate_vector"):
+        with pytest.raises(Permanent) as info:
+            BY_NAME[name].route({"prompt": "a fox", "model_id": "7"})
+        assert info.value.code == "tailored_model_unresolved", name
+    with pytest.raises(Permanent):
+        ops.build_variation({"prompt": "x y z w", "image_url": URL, "tailored_model_id": "7"})
 
 
 # --------------------------------------------------------------------------- generation bodies
@@ -120,8 +141,9 @@ def test_generate_image_with_guidance_builds_the_v1_body():
 
 
 def test_variation_maps_to_reimagine():
-    body = ops.build_variation(params("bria.generate_variation", prompt="watercolor", image_url=URL,
-                                      ref_image_influence=0.8, seed=7, tailored_model_id="t1"))
+    body = ops.build_variation({**params("bria.generate_variation", prompt="watercolor", image_url=URL,
+                                         ref_image_influence=0.8, seed=7, tailored_model_id="12"),
+                                "_tailored_model_id": "t1"})  # the tenant's model 12 is Bria's t1
     assert body["structure_image_url"] == URL and body["structure_ref_influence"] == 0.8
     assert body["tailored_model_id"] == "t1" and body["seed"] == 7 and body["fast"] is True
     body = ops.build_variation({"prompt": "x y z w", "image_file": "data:image/png;base64," + IMG})
@@ -284,7 +306,18 @@ def test_canonical_models_accept_003_names_too():
     ("BriaGenerateProductBackgroundByImageRequest", {"image_url": URL}, "ref_image_urls", "reference_required"),
     ("BriaVideoRemoveBackgroundRequest", {"video": "https://e.com/v.mp4", "output_container_and_codec": "gif"},
      "output_container_and_codec", "codec_without_alpha"),
-    ("BriaGenerateVectorBaseRequest", {"prompt": "abcd", "model_id": "m"}, "model_id", "model_not_found"),
+    ("BriaGenerateVectorBaseRequest", {"prompt": "abcd", "model_id": ["m"]}, "model_id", "model_id_type"),
+    ("BriaLoraCreateProjectRequest", {"project_name": "p", "ip_medium": "illustration", "ip_type": "defined_character"},
+     "ip_name", "ip_name_required"),
+    ("BriaLoraUploadImageRequest", {"dataset_id": 1, "file_path": "/etc/passwd"}, "file_path", "file_path_not_supported"),
+    ("BriaLoraUploadImageRequest", {"dataset_id": 1}, "image_url", "image_url_required"),
+    ("BriaLoraUpdateImageCaptionRequest", {"dataset_id": 1, "image_id": 2}, "caption", "caption_required"),
+    ("BriaLoraUpdateImageCaptionRequest", {"dataset_id": 1, "image_id": 2, "caption": "x", "regenerate_caption": True},
+     "caption", "caption_conflict"),
+    ("BriaLoraGenerateImagesRequest", {"model_id": "1", "prompt": "abcd", "steps_num": 8}, "steps_num",
+     "steps_num_without_fast"),
+    ("BriaLoraGenerateVectorRequest", {"model_id": "1", "prompt": "abcd", "guidance_method_1": "controlnet_canny"},
+     "guidance_method_1", "guidance_image_missing"),
 ])
 def test_prose_rules(model, fields, loc, kind):
     with pytest.raises(ValidationError) as info:

@@ -417,12 +417,16 @@ def test_extra_fields_are_ignored():
     assert "unknown" not in m.model_dump()
 
 
-def test_model_id_is_tailored_generation_and_no_such_model_exists_yet():
-    # 003 sends model_id to this endpoint for tailored generation; until tailored (LoRA) models
-    # exist it is refused as "model not found" instead of being silently ignored.
-    (err,) = errors(model_id="custom-model-123")
-    assert err["type"] == "model_not_found" and err["loc"] == ("model_id",)
-    assert "'custom-model-123' not found" in err["msg"]
+def test_model_id_is_kept_for_tailored_generation():
+    # 003 sends model_id to this endpoint for tailored generation. It is not a field of 004's
+    # schema, but it is kept (not silently dropped) so the API's intake can resolve it against
+    # the tenant's trained models (unknown → 422 model_not_found there: tests/integration).
+    m = schemas.BriaGenerateImageRequest.model_validate({"prompt": "abcd", "model_id": "custom-model-123"})
+    assert m.model_dump(mode="json")["model_id"] == "custom-model-123"
+    assert "model_id" not in schemas.BriaGenerateImageRequest.model_validate({"prompt": "abcd"}).model_dump()
+    assert "model_id" not in schemas.BriaGenerateImageRequest.model_json_schema()["properties"]
+    (err,) = errors(model_id={"id": 1})
+    assert err["type"] == "model_id_type" and err["loc"] == ("model_id",)
 
 
 # --------------------------------------------------------------------------- generate-image: prose rules
