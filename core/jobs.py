@@ -180,9 +180,10 @@ def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: 
     slots. Run by the sweeper, and right after a job of the tenant starts or ends."""
     if tenant_id is not None:
         tenants = [tenant_id]
-    else:
-        tenants = session.scalars(select(Job.tenant_id).where(
-            Job.status == S.QUEUED.value, Job.held_at.is_not(None)).distinct().limit(limit)).all()
+    else:  # one index probe per tenant, not a scan of every waiting job
+        tenants = session.scalars(select(Tenant.id).where(
+            select(Job.id).where(Job.tenant_id == Tenant.id, Job.status == S.QUEUED.value,
+                                 Job.held_at.is_not(None)).exists()).limit(limit)).all()
     released: list[Due] = []
     for tenant_id in tenants:
         tenant = session.get(Tenant, tenant_id)
@@ -371,12 +372,16 @@ def overdue(session: Session, timeout_seconds: float, limit: int) -> list[str]:
     """Unfinished jobs past the deadline. A batch's job is timed from its start, not from the
     upload: a big batch may wait in line for its tenant's concurrency much longer than that."""
     cutoff = utcnow() - dt.timedelta(seconds=timeout_seconds)
-    late = or_(and_(Job.batch_id.is_(None), Job.created_at < cutoff),
-               and_(Job.batch_id.is_not(None), Job.started_at < cutoff))
-    return list(session.scalars(
-        select(Job.id).where(Job.status.in_([s.value for s in ACTIVE]), late)
-        .limit(limit)
-    ))
+    # Two index-friendly queries rather than one OR (migration 0005's partial indexes): a
+    # batch's jobs that never started (possibly tens of thousands) are not read at all.
+    single = list(session.scalars(select(Job.id).where(
+        Job.status.in_([s.value for s in ACTIVE]), Job.batch_id.is_(None), Job.created_at < cutoff)
+        .limit(limit)))
+    batch = list(session.scalars(select(Job.id).where(
+        Job.status.in_([s.value for s in ACTIVE]), Job.batch_id.is_not(None),
+        Job.started_at.is_not(None), Job.started_at < cutoff)
+        .limit(max(0, limit - len(single)))))
+    return single + batch
 
 
 def expired(session: Session, limit: int) -> list[tuple[str, str]]:

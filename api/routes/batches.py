@@ -16,6 +16,7 @@ from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, Setti
 from api.errors import ApiError
 from core import batches
 from core.credits import InsufficientCredits
+from providers.base import InvalidRequest
 
 router = APIRouter(tags=["Batches"])
 
@@ -114,6 +115,7 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         raise ApiError(413, str(exc), code="payload_too_large", max_lines=max_lines) from None
     if not parsed.lines and not parsed.errors:
         raise _body_error(("body", where), "the batch has no request lines", "missing")
+    await _resolve_lines(parsed, principal.tenant_id, session)
     if parsed.errors and options.on_invalid == "reject":
         raise RequestValidationError([
             {"type": "invalid_line", "loc": ("body", where, e["line"]),
@@ -133,6 +135,34 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
                        code="insufficient_credits", credit_cost=exc.cost,
                        credits_remaining=exc.available) from None
     return _ok(doc, 202)
+
+
+async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any) -> None:
+    """Lines whose operation has an intake hook (``Operation.resolve``: a tailored model id)
+    are resolved like the single endpoint's request; a refusal makes the line invalid (its
+    errors listed like schema errors). Identical requests are resolved once."""
+    if not any(line.op.resolve is not None for line in parsed.lines):
+        return
+    kept: list[batches.Line] = []
+    memo: dict[str, dict[str, Any] | InvalidRequest] = {}
+    for line in parsed.lines:
+        if line.op.resolve is None:
+            kept.append(line)
+            continue
+        key = line.op.name + json.dumps(line.params, sort_keys=True)
+        if key not in memo:
+            try:
+                memo[key] = await line.op.resolve(line.params, tenant_id, session)
+            except InvalidRequest as exc:
+                memo[key] = exc
+        outcome = memo[key]
+        if isinstance(outcome, InvalidRequest):
+            parsed.errors.append({"line": line.line, "custom_id": line.custom_id, "errors": [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in outcome.errors]})
+        else:
+            kept.append(batches.Line(line.line, line.custom_id, line.op, outcome))
+    parsed.lines = kept
+    parsed.errors.sort(key=lambda e: e["line"])
 
 
 async def _get(session: SessionDep, tenant_id: str, batch_id: str):
