@@ -48,7 +48,11 @@ from bench.stats import percentile
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 GEN_PATH = "/api/v1/bria/image/generation/generate-image"
-GEN_BODY = json.dumps({"prompt": "a red bicycle leaning on a stone wall at dusk", "sync": False})
+# A fixed seed: the simulator renders this image once and serves it from its cache afterwards,
+# so the upstream's own rendering (40–70 ms of CPU per 1 MP PNG, on the same 2 cores) is not
+# charged to the gateway. Every job still goes through submit, status checks, download and
+# storage of a real PNG.
+GEN_BODY = json.dumps({"prompt": "a red bicycle leaning on a stone wall at dusk", "seed": 7, "sync": False})
 FINAL = ("COMPLETED", "ERROR", "CANCELLED", "EXPIRED")
 
 
@@ -71,8 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results folder")
     p.add_argument("--quick", action="store_true",
                    help="smoke mode: ~1 s per scenario, 1 repetition, tiny N, no profile")
-    p.add_argument("--scenarios", default="intake,pipeline,status,inflight",
-                   help="comma-separated subset of intake,status,pipeline,inflight")
+    p.add_argument("--scenarios", default="intake,pipeline,status,inflight,batch",
+                   help="comma-separated subset of intake,status,pipeline,inflight,batch")
     p.add_argument("--repeats", type=int, default=3, help="repetitions of every scenario")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
@@ -93,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--inflight-repeats", type=int, default=None, help="default: --repeats")
     p.add_argument("--inflight-drain", type=float, default=300.0,
                    help="seconds allowed after the last upstream task finished")
+    p.add_argument("--batch-lines", type=int, default=None,
+                   help="lines of the batch scenario's JSONL upload (default 50,000; --quick: 50)")
+    p.add_argument("--batch-drain", type=float, default=None,
+                   help="seconds allowed for the batch's jobs to complete after it was accepted "
+                        "(default 600; --quick: 60); the report says how many completed")
+    p.add_argument("--batch-repeats", type=int, default=None, help="default: --repeats")
     p.add_argument("--db", default="visiongate_bench", help="database (created and dropped)")
     p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="broker (this db is flushed)")
@@ -119,6 +129,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.no_profile = True
     if args.inflight_repeats is None:
         args.inflight_repeats = args.repeats
+    if args.batch_repeats is None:
+        args.batch_repeats = args.repeats
+    if args.batch_lines is None:
+        args.batch_lines = 50 if args.quick else 50_000
+    if args.batch_drain is None:
+        args.batch_drain = 60.0 if args.quick else 600.0
+    if args.batch_lines < 1 or args.batch_drain <= 0:
+        p.error("--batch-lines must be ≥ 1 and --batch-drain > 0")
     return args
 
 
@@ -309,7 +327,7 @@ class Bench:
     def wipe(self) -> None:
         """Forget all jobs and broker messages (workers must be stopped)."""
         with self.pg() as conn:
-            conn.execute("TRUNCATE jobs, bench_typical_jobs")
+            conn.execute("TRUNCATE jobs, bench_typical_jobs, batches")
         self.redis.flushdb()
 
     def sim(self, method: str, path: str, **kw: Any) -> Any:
@@ -464,7 +482,7 @@ class Bench:
         with self.pg() as conn:
             conn.execute("TRUNCATE jobs")
 
-    def _noop(self, n: int, rate: float | None) -> dict[str, Any]:
+    def _noop(self, n: int, rate: float | None, drain: float | None = None) -> dict[str, Any]:
         from bench.noop import RESULTS_KEY
 
         self.redis.delete(RESULTS_KEY)
@@ -474,7 +492,7 @@ class Bench:
         if res.returncode != 0:
             raise RuntimeError(f"noop sender failed: {res.stderr[-2000:]}")
         sent = int(res.stdout.strip().splitlines()[-1])
-        deadline = time.monotonic() + self._drain_timeout(10)
+        deadline = time.monotonic() + (drain or self._drain_timeout(10))
         while time.monotonic() < deadline and self.redis.llen(RESULTS_KEY) < sent:
             self.procs.check_alive(["noop-worker"])
             time.sleep(0.1)
@@ -647,6 +665,183 @@ class Bench:
             "peak_rss_mib": rss,
         }
 
+    # ------------------------------------------------------------------ scenario 5
+    def batch(self) -> None:
+        n = self.a.batch_lines
+        log(f"scenario 5: batch ingest, {n:,}-line JSONL (simulator latency 0), "
+            f"{self.a.batch_repeats} repetition(s), drain ≤ {self.a.batch_drain:g} s")
+        runs: dict[str, list[dict[str, Any]]] = {"visiongate": [], "copy": [], "executemany": [],
+                                                 "noop": []}
+        with self.pg() as conn:
+            tenant_id = conn.execute("SELECT id FROM tenants WHERE name = 'bench'").fetchone()[0]
+            conn.execute(BATCH_BASELINE_DDL)
+        for rep in range(self.a.batch_repeats):
+            for name in ("worker", "beat", "noop-worker", "api", "baseline", "profiled-api"):
+                self.stop(name)
+            self.wipe()
+            if "sim" not in self.procs.running:
+                self.start("sim")
+            self.sim("POST", "/_sim/reset")
+            self.sim("POST", "/_sim/config", json={"latency_seconds": 0})
+            lines, params = _batch_lines(n, f"r{rep + 1}")
+            rows = _baseline_rows(lines, params, tenant_id)
+            # The bulk-INSERT baselines first (same Postgres, same rows, nothing else busy), then
+            # the upload on freshly started processes (VmHWM of the API = this acceptance's peak).
+            base = {"copy": self._bulk_insert(rows, "copy"),
+                    "executemany": self._bulk_insert(rows, "executemany")}
+            del rows
+            self.start("api", "worker", "beat")
+            vg = self._batch_once(lines, rep)
+            del lines
+            self.stop("worker", "beat")  # jobs left unfinished by the drain bound are dropped here
+            self.redis.flushdb()
+            self.start("noop-worker")
+            n_noop = _clamp(vg["completed"] or n, 200, 200_000)
+            noop = self._noop(n_noop, None, drain=max(60.0, n_noop / 50))
+            self.stop("noop-worker")
+            for key, val in (("visiongate", vg), ("copy", base["copy"]),
+                             ("executemany", base["executemany"]), ("noop", noop)):
+                runs[key].append(val)
+            log(f"  batch rep {rep + 1}: HTTP {vg['http_status']} in {vg['accept_s']} s (COPY "
+                f"{base['copy']['seconds']} s, executemany {base['executemany']['seconds']} s); "
+                f"API peak RSS {vg['api_rss_after_mib']['total_mib']} MiB; {vg['completed']}/{n} "
+                f"completed at {vg['per_s']} jobs/s (no-op {noop['per_s']} tasks/s)")
+        self.stop("worker", "beat", "noop-worker")
+        with self.pg() as conn:
+            conn.execute("DROP TABLE IF EXISTS bench_batch_rows")
+        self.results["scenarios"]["batch"] = {
+            "runs": runs, "lines": n, "drain_s": self.a.batch_drain,
+            "endpoint": GEN_PATH, "baseline_table": "bench_batch_rows (same columns as the job "
+                                                    "rows, primary key only)"}
+        self.wipe()
+
+    def _bulk_insert(self, rows: list[tuple[Any, ...]], how: str) -> dict[str, Any]:
+        """The acceptance baseline: the same rows into a plain table, one transaction, timed from
+        the first statement to the commit (connection set up beforehand, table emptied)."""
+        cols = ", ".join(BATCH_BASELINE_COLUMNS)
+        with self.pg() as conn:
+            conn.execute("TRUNCATE bench_batch_rows")
+        with psycopg.connect(self.pg_dsn) as conn:  # a transaction, as the API's insert is
+            conn.execute("SELECT 1")
+            conn.commit()
+            t0 = time.perf_counter()
+            with conn.cursor() as cur:
+                if how == "copy":
+                    with cur.copy(f"COPY bench_batch_rows ({cols}) FROM STDIN") as cp:
+                        for row in rows:
+                            cp.write_row(row)
+                else:
+                    marks = ", ".join(["%s"] * len(BATCH_BASELINE_COLUMNS))
+                    cur.executemany(f"INSERT INTO bench_batch_rows ({cols}) VALUES ({marks})", rows)
+            conn.commit()
+            seconds = time.perf_counter() - t0
+            count = conn.execute("SELECT count(*) FROM bench_batch_rows").fetchone()[0]
+        with self.pg() as conn:
+            conn.execute("TRUNCATE bench_batch_rows")
+        return {"how": how, "rows": count, "seconds": round(seconds, 3),
+                "rows_per_s": round(count / seconds, 1) if seconds > 0 else None}
+
+    def _batch_once(self, lines: list[bytes], rep: int) -> dict[str, Any]:
+        n = len(lines)
+        api = f"http://127.0.0.1:{self.api_port}"
+        headers = {"X-API-Key": self.api_key, "Accept": "application/json"}
+        payload = b"".join(lines)
+        api_pid = self.procs.running["api"].pid
+        rss_before = P.peak_rss_mib(api_pid)
+        cpu0 = P.cpu_seconds(api_pid)
+        status, doc, err = None, {}, None
+        t0 = time.perf_counter()
+        with httpx.Client(timeout=httpx.Timeout(600.0, connect=10.0)) as client:
+            try:
+                resp = client.post(f"{api}/api/v1/batches", headers=headers,
+                                   files={"file": (f"bench-{rep + 1}.jsonl", payload, "application/jsonl")})
+                status = resp.status_code
+                accept_s = time.perf_counter() - t0
+                try:
+                    doc = resp.json()
+                except ValueError:
+                    doc = {"raw": resp.text[:500]}
+            except httpx.HTTPError as exc:
+                accept_s, err = time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+        rss_after = P.peak_rss_mib(api_pid)
+        api_cpu = P.cpu_seconds(api_pid) - cpu0
+        batch = (doc.get("result") or {}) if isinstance(doc, dict) else {}
+        log(f"  batch upload ({len(payload) / 1e6:.1f} MB): HTTP {status} in {accept_s:.2f} s; "
+            f"counts {batch.get('counts')}; API VmHWM {rss_before['total_mib']} → "
+            f"{rss_after['total_mib']} MiB")
+        out: dict[str, Any] = {
+            "lines": n, "upload_bytes": len(payload), "http_status": status, "error": err,
+            "accept_s": round(accept_s, 3), "accepted_counts": batch.get("counts"),
+            "batch_id": batch.get("id"), "api_rss_before_mib": rss_before,
+            "api_rss_after_mib": rss_after, "api_cpu_accept_s": round(api_cpu, 2),
+        }
+        if status is None or not 200 <= status < 300 or not batch.get("id"):
+            out.update({"detail": str(doc)[:1000], "completed": 0, "finished": 0, "per_s": None,
+                        "final_status": None, "drain_s": 0.0, "all_completed": False})
+            log(f"  batch upload refused: HTTP {status} {err or str(doc)[:300]}")
+            return out
+        out.update(self._batch_drain(api, headers, batch["id"], n))
+        return out
+
+    def _batch_drain(self, api: str, headers: dict[str, str], batch_id: str, n: int) -> dict[str, Any]:
+        """Poll GET /api/v1/batches/{id} until the batch is closed, the drain bound passes, or no
+        job finished for the stall bound; then take the times from the job rows."""
+        stall = 20.0 if self.a.quick else 180.0
+        every = 0.5 if self.a.quick else 2.0
+        t0 = time.monotonic()
+        deadline = t0 + self.a.batch_drain
+        doc: dict[str, Any] = {}
+        last, moved, polls, reason = -1, t0, 0, "drain bound"
+        with httpx.Client(timeout=30.0) as client:
+            while time.monotonic() < deadline:
+                polls += 1
+                try:
+                    r = client.get(f"{api}/api/v1/batches/{batch_id}", headers=headers)
+                    if r.status_code == 200:
+                        doc = r.json()["result"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    pass
+                if doc.get("status") in ("completed", "cancelled", "failed"):
+                    reason = "batch " + doc["status"]
+                    break
+                finished = (doc.get("counts") or {}).get("finished", 0)
+                if finished != last:
+                    last, moved = finished, time.monotonic()
+                elif time.monotonic() - moved > stall:
+                    reason = f"no job finished for {stall:g} s"
+                    log(f"  batch: {reason}; giving up waiting ({doc.get('counts')})")
+                    break
+                self.procs.check_alive(["worker", "beat", "api"])
+                time.sleep(every)
+        drain = time.monotonic() - t0
+        with self.pg() as conn:
+            created, closed, bstatus = conn.execute(
+                "SELECT extract(epoch from created_at), extract(epoch from finished_at), status "
+                "FROM batches WHERE id = %s", (batch_id,)).fetchone()
+            completed, finished, first_start, last_done = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'COMPLETED'), "
+                "count(*) FILTER (WHERE status IN ('COMPLETED','ERROR','CANCELLED','EXPIRED')), "
+                "extract(epoch from min(started_at)), "
+                "extract(epoch from max(finished_at) FILTER (WHERE status = 'COMPLETED')) "
+                "FROM jobs WHERE batch_id = %s", (batch_id,)).fetchone()
+            states = dict(conn.execute("SELECT status, count(*) FROM jobs WHERE batch_id = %s "
+                                       "GROUP BY status", (batch_id,)).fetchall())
+        window = float(last_done) - float(created) if completed and last_done is not None else None
+        window_started = (float(last_done) - float(first_start)
+                          if completed and last_done is not None and first_start is not None else None)
+        return {
+            "completed": completed, "finished": finished, "states": states,
+            "all_completed": completed == n, "final_status": bstatus, "stopped_by": reason,
+            "drain_s": round(drain, 1), "status_polls": polls,
+            "window_s": _r(window, 3),
+            "per_s": round(completed / window, 2) if window else None,
+            "window_from_first_start_s": _r(window_started, 3),
+            "per_s_from_first_start": round(completed / window_started, 2) if window_started else None,
+            "batch_wall_s": _r(float(closed) - float(created), 3) if closed is not None else None,
+            "first_start_after_created_s": _r(float(first_start) - float(created), 3)
+            if first_start is not None else None,
+        }
+
     # ------------------------------------------------------------------ output
     def meta(self, started: float) -> dict[str, Any]:
         a = self.a
@@ -657,7 +852,8 @@ class Bench:
             "platform": platform.platform(), "api_processes": a.api_processes,
             "worker": f"1 process, pool {a.worker_pool}, concurrency {a.worker_concurrency}",
             "connections": a.connections, "duration_s": a.duration, "warmup_s": a.warmup,
-            "repeats": a.repeats, "inflight_repeats": a.inflight_repeats, "client": a.client,
+            "repeats": a.repeats, "inflight_repeats": a.inflight_repeats,
+            "batch_repeats": a.batch_repeats, "client": a.client,
             "loadgen_cpu": a.loadgen_cpu, "plan": a.plan, "database": a.db, "broker": a.redis,
             "poll_interval": "VISIONGATE_POLL_INTERVAL_SECONDS=1 (default), max 15 s",
             "sweep_interval_s": 1.0,
@@ -691,6 +887,51 @@ class Bench:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         else:
             log(f"kept database {self.a.db} and {self.data_dir}")
+
+
+# --------------------------------------------------------------------------- scenario 5 helpers
+# The acceptance baseline's table: the columns (and types) of the job rows a batch inserts, with
+# a primary key and nothing else (no other index, no foreign key).
+BATCH_BASELINE_COLUMNS = ("id", "tenant_id", "provider", "operation", "status", "credit_cost",
+                          "held_at", "published_at", "params", "sync", "run_at", "attempts", "polls",
+                          "poll_failures", "created_at", "updated_at", "batch_id", "custom_id")
+BATCH_BASELINE_DDL = """CREATE TABLE IF NOT EXISTS bench_batch_rows (
+    id varchar(32) PRIMARY KEY, tenant_id varchar(32), provider varchar(32), operation varchar(100),
+    status varchar(16), credit_cost integer, held_at timestamptz, published_at timestamptz,
+    params jsonb, sync boolean, run_at timestamptz, attempts integer, polls integer,
+    poll_failures integer, created_at timestamptz, updated_at timestamptz, batch_id varchar(32),
+    custom_id varchar(200))"""
+
+
+def _batch_lines(n: int, tag: str) -> tuple[list[bytes], dict[str, Any]]:
+    """``n`` JSONL request lines (own custom_id, the same body: see GEN_BODY on the seed), and
+    the stored params of one line (the endpoint's model, dumped as the batch stores it)."""
+    from core.batches import ENDPOINTS
+
+    base = json.loads(GEN_BODY)
+    lines = [json.dumps({"custom_id": f"{tag}-{i:06d}", "endpoint": GEN_PATH, "body": base},
+                        separators=(",", ":")).encode() + b"\n" for i in range(n)]
+    op = ENDPOINTS[GEN_PATH]
+    params = op.request_model.model_validate(base).model_dump(mode="json")
+    return lines, {"params": params, "provider": op.provider, "operation": op.name}
+
+
+def _baseline_rows(lines: list[bytes], spec: dict[str, Any], tenant_id: str) -> list[tuple[Any, ...]]:
+    """The rows of the bulk-INSERT baseline: one per line, the values a batch insert writes."""
+    import uuid
+
+    from psycopg.types.json import Jsonb
+
+    now = dt.datetime.now(dt.UTC)
+    batch_id = uuid.uuid4().hex
+    rows = []
+    for i in range(len(lines)):
+        params = spec["params"]
+        created = now + dt.timedelta(microseconds=i)
+        rows.append((uuid.uuid4().hex, tenant_id, spec["provider"], spec["operation"], "QUEUED", 0,
+                     now, None, Jsonb(params), False, now, 0, 0, 0, created, now, batch_id,
+                     f"baseline-{i:06d}"))
+    return rows
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -747,7 +988,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         bench.setup()
         bench.start("sim")
-        for name in ("intake", "pipeline", "status", "inflight"):  # pipeline makes status's jobs
+        for name in ("intake", "pipeline", "status", "inflight", "batch"):  # pipeline makes status's jobs
             if name in wanted:
                 getattr(bench, name)()
         bench.write(started)

@@ -4,7 +4,9 @@ drives it, and writes the table and the JSON with the right columns.
 
 No timing is asserted: the numbers of a one-second run on a shared machine mean nothing. The test
 fails when PostgreSQL or Redis is not reachable (``scripts/ensure-services.sh`` starts them; make test runs it).
-It uses its own database (created and dropped by the harness) and Redis database 13.
+It uses its own database (created and dropped by the harness) and Redis database 13; override
+them with ``BENCH_SMOKE_DB`` and ``BENCH_SMOKE_REDIS`` (or ``BENCH_SMOKE_REDIS_URL``) to run it
+beside another run of it. The batch scenario runs with a 50-line batch.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 import pytest
 
 from bench.procs import alive
-from bench.report import COLUMNS, NOT_MEASURED
+from bench.report import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_SMOKE_REDIS_URL", "redis://127.0.0.1:6379/13")
-DB = "visiongate_bench_smoke"
+REDIS_URL = (os.environ.get("BENCH_SMOKE_REDIS") or os.environ.get("BENCH_SMOKE_REDIS_URL")
+             or "redis://127.0.0.1:6379/13")
+DB = os.environ.get("BENCH_SMOKE_DB") or "visiongate_bench_smoke"
+BATCH_LINES = 50
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +49,9 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--out", str(out), "--db", DB,
-         "--pg-admin", PG_ADMIN, "--redis", REDIS_URL, "--lock-wait", "60"],
-        cwd=ROOT, capture_output=True, text=True, timeout=280)
+         "--pg-admin", PG_ADMIN, "--redis", REDIS_URL, "--lock-wait", "60",
+         "--batch-lines", str(BATCH_LINES)],
+        cwd=ROOT, capture_output=True, text=True, timeout=340)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return {"out": out, "json": json.loads((out / "results.json").read_text()),
             "md": (out / "results.md").read_text(), "log": proc.stdout}
@@ -90,11 +95,30 @@ def test_each_scenario_recorded_its_repetitions(smoke: dict[str, Any]) -> None:
     assert all(v["total_mib"] > 0 for v in inflight["peak_rss_mib"].values())
 
 
-def test_batch_ingest_is_a_placeholder_without_numbers(smoke: dict[str, Any]) -> None:
-    row = next(r for r in smoke["json"]["table"] if r["Scenario"].startswith("5"))
-    assert row["visiongate"] == NOT_MEASURED
-    assert row["Result"] == "not measured"
-    assert not any(ch.isdigit() for k, v in row.items() if k != "Scenario" for ch in v)
+def test_batch_ingest_rows_have_numbers(smoke: dict[str, Any]) -> None:
+    rows = [r for r in smoke["json"]["table"] if r["Scenario"].startswith("5 Batch ingest")]
+    metrics = {r["Metric"] for r in rows}
+    assert {"seconds to accept (request → 2xx)", "completed jobs/s (sim latency 0)",
+            "peak RSS API during acceptance (MiB, VmHWM incl. children)"} <= metrics, metrics
+    assert f"({BATCH_LINES:,} lines)" in rows[0]["Scenario"]
+    for row in rows:
+        if row["Metric"] in ("seconds to accept (request → 2xx)", "completed jobs/s (sim latency 0)"):
+            for col in ("visiongate", "Baseline value", "Ratio"):
+                assert any(ch.isdigit() for ch in row[col]) and "n/a" not in row[col], row
+    accepted = next(r for r in rows if r["Metric"].startswith("HTTP status"))
+    assert accepted["visiongate"].startswith("202; 50 / 0") and accepted["Result"] == "met", accepted
+
+
+def test_batch_ingest_recorded_its_repetition(smoke: dict[str, Any]) -> None:
+    b = smoke["json"]["scenarios"]["batch"]
+    assert b["lines"] == BATCH_LINES
+    vg = b["runs"]["visiongate"][0]
+    assert vg["http_status"] == 202 and vg["accepted_counts"]["total"] == BATCH_LINES
+    assert vg["accept_s"] > 0 and vg["completed"] > 0 and vg["per_s"] > 0
+    assert vg["api_rss_after_mib"]["total_mib"] > 0 and vg["api_rss_before_mib"]["total_mib"] > 0
+    for key in ("copy", "executemany"):
+        assert b["runs"][key][0]["rows"] == BATCH_LINES and b["runs"][key][0]["seconds"] > 0
+    assert b["runs"]["noop"][0]["completed"] > 0
 
 
 def test_no_process_is_left_running_and_the_database_is_gone(smoke: dict[str, Any]) -> None:
