@@ -192,6 +192,27 @@ def fetch_training_image(url: str, allow_hosts: tuple[str, ...]) -> tuple[bytes,
     return data, info
 
 
+def decode_training_image(value: Any) -> tuple[bytes, Any]:
+    """``image_file``: base64 (with or without a ``data:`` prefix) of a JPEG/PNG/WEBP image of at
+    least 256x256 within 12 MB. Raises ``InvalidRequest`` naming ``image_file``."""
+    from core import media
+
+    def invalid(kind: str, message: str) -> InvalidRequest:
+        shown = value[:80] + "…" if isinstance(value, str) and len(value) > 80 else value
+        return InvalidRequest([{"type": kind, "loc": ("body", "image_file"), "msg": message, "input": shown}])
+
+    if not isinstance(value, str):
+        raise invalid("string_type", "image_file must be a string: the image as base64")
+    if len(value) > IMAGE_MAX_BYTES * 4 // 3 + 200:
+        raise invalid("image_too_large", f"image_file: the image is over {IMAGE_MAX_BYTES // (1024 * 1024)} MB")
+    try:
+        data = media.decode_base64(value)
+        info = media.inspect_image(data, TRAINING_IMAGE)
+    except media.MediaError as exc:
+        raise invalid(exc.code, f"image_file: {exc.message}") from None
+    return data, info
+
+
 # --------------------------------------------------------------------------- generation intake
 def _invalid(loc: str, kind: str, message: str, value: Any) -> InvalidRequest:
     return InvalidRequest([{"type": kind, "loc": ("body", loc), "msg": message, "input": value}])

@@ -17,6 +17,7 @@ its dataset or project; only a training model can be stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import posixpath
 from typing import Any, Callable
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import base64
 
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import delete, select, update
@@ -343,9 +345,66 @@ async def project_datasets(project_id: str, principal: ReadLimited, session: Ses
 
 
 # =========================================================================== dataset images
-@router.post(f"{P}/datasets/{{dataset_id}}/images", tags=[DATASETS], summary="Upload Image")
+class MultipartAsJsonRoute(APIRoute):
+    """The upload route also takes ``multipart/form-data`` (the image in the field ``file``): the
+    form is turned into the JSON body the route reads (``image_file`` = the file as base64), so
+    every way in goes through the same validation. The documented request stays 004's JSON."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Any:
+            if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+                request = await _form_as_json(request)
+            return await handler(request)
+
+        return route
+
+
+async def _form_as_json(request: Request) -> Request:
+    from starlette.datastructures import UploadFile
+
+    form = await request.form(max_files=1, max_fields=10)
+    payload: dict[str, Any] = {}
+    upload = form.get("file")
+    if isinstance(upload, UploadFile):
+        data = await upload.read(lora.IMAGE_MAX_BYTES + 1)
+        payload["image_file"] = base64.b64encode(data).decode("ascii")
+        payload["image_name"] = upload.filename or None
+    elif upload is not None:
+        payload["image_file"] = upload  # a text field: base64 sent as a form value
+    for key in ("image_url", "image_name", "file_path"):
+        if isinstance(form.get(key), str) and form[key]:
+            payload[key] = form[key]
+    given = form.get("dataset_id")
+    payload["dataset_id"] = (int(given) if isinstance(given, str) and given.strip().isdigit() else
+                             given if given is not None else request.path_params.get("dataset_id"))
+    if isinstance(payload["dataset_id"], str) and payload["dataset_id"].isdigit():
+        payload["dataset_id"] = int(payload["dataset_id"])
+    body = json.dumps(payload).encode()
+    scope = dict(request.scope)
+    scope["headers"] = [(k, v) for k, v in request.scope["headers"]
+                        if k not in (b"content-type", b"content-length")] + [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
+
+
 async def upload_image(dataset_id: str, body: S.BriaLoraUploadImageRequest, principal: EndpointLimited,
                        session: SessionDep, settings: SettingsDep, request: Request) -> Any:
+    """Add an image to a dataset: by `image_url` (fetched SSRF-safely), by `image_file` (base64,
+    with or without a `data:` prefix; a visiongate extension read from the same JSON body), or as
+    a `multipart/form-data` upload (the image in the field `file`; `dataset_id` and `image_name`
+    as form fields, `dataset_id` defaulting to the path's). The image must be a JPEG, PNG or WEBP
+    of at least 256x256 and at most 12 MB. `file_path` (a file on the gateway's disk) is refused."""
     did = path_id("dataset_id", dataset_id)
     same_id("dataset_id", did, body.dataset_id)
     dataset = await _dataset(session, principal.tenant_id, did)
@@ -355,12 +414,27 @@ async def upload_image(dataset_id: str, body: S.BriaLoraUploadImageRequest, prin
     count = await _count_images(session, dataset.id)
     if count >= MAX_DATASET_IMAGES:
         raise conflict("dataset_full", f"dataset {dataset.id} already holds {count} images, Bria's maximum")
-    url = str(body.image_url)
-    try:
-        data, info = await run_in_threadpool(lora.fetch_training_image, url, tuple(settings.outbound_allow_hosts))
-    except InvalidRequest as exc:
-        raise RequestValidationError(exc.errors) from None
-    name = body.image_name or posixpath.basename(urlsplit(url).path) or None
+    raw = await request.json()  # cached: the body the model was read from
+    image_file = raw.get("image_file") if isinstance(raw, dict) else None
+    if body.image_url is not None:
+        url: str | None = str(body.image_url)
+        try:
+            data, info = await run_in_threadpool(lora.fetch_training_image, url,
+                                                 tuple(settings.outbound_allow_hosts))
+        except InvalidRequest as exc:
+            raise RequestValidationError(exc.errors) from None
+    elif image_file is not None:
+        url = None
+        try:
+            data, info = await run_in_threadpool(lora.decode_training_image, image_file)
+        except InvalidRequest as exc:
+            raise RequestValidationError(exc.errors) from None
+    else:
+        raise RequestValidationError([{
+            "type": "image_required", "loc": ("body", "image_url"), "input": None,
+            "msg": "an image is required: image_url (an http(s) URL), image_file (base64) or a "
+                   "multipart/form-data upload with the image in the field `file`"}])
+    name = body.image_name or (posixpath.basename(urlsplit(url).path) if url else None) or None
     answer = await upstream(client(request).upload_image, dataset.upstream_id,
                             base64.b64encode(data).decode("ascii"), name)
     image = LoraImage(tenant_id=principal.tenant_id, dataset_id=dataset.id, upstream_id=upstream_id(answer),
@@ -371,6 +445,10 @@ async def upload_image(dataset_id: str, body: S.BriaLoraUploadImageRequest, prin
     dataset.updated_at = utcnow()
     await session.commit()
     return ok(lora.image_doc(image))
+
+
+router.add_api_route(f"{P}/datasets/{{dataset_id}}/images", upload_image, methods=["POST"], tags=[DATASETS],
+                     summary="Upload Image", route_class_override=MultipartAsJsonRoute)
 
 
 @router.get(f"{P}/datasets/{{dataset_id}}/images", tags=[DATASETS], summary="Get Dataset Images")

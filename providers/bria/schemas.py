@@ -480,11 +480,10 @@ def _rules_upload_image(m: Any) -> list[InitErrorDetails]:
         return [_err("file_path_not_supported",
                      "file_path names a file on the gateway's own disk and is refused: a client may not read "
                      "server files through this API. Send image_url (a public http(s) URL of a JPEG, PNG or "
-                     "WEBP image, at least 256x256, at most 12 MB) instead", "file_path", m.file_path)]
-    if m.image_url is None:
-        return [_err("image_url_required", "image_url is required (the URL of the image to add to the dataset)",
-                     "image_url", None)]
-    return []
+                     "WEBP image, at least 256x256, at most 12 MB), image_file (the image as base64) or a "
+                     "multipart/form-data upload with the image in the field `file` instead",
+                     "file_path", m.file_path)]
+    return []  # image_url or image_file (an extension field): checked by the route
 
 
 def _rules_caption(m: Any) -> list[InitErrorDetails]:

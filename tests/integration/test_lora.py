@@ -8,6 +8,7 @@ in the simulator is set to ~1.5 s.
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 import xml.etree.ElementTree as ET
@@ -300,7 +301,8 @@ def test_upload_rules(world, lora_files, tenants):
     err = detail(a.http.post(images, json={"dataset_id": ds["id"], "file_path": "/etc/passwd"}),
                  ["body", "file_path"], "file_path_not_supported")
     assert "image_url" in err["msg"]
-    detail(a.http.post(images, json={"dataset_id": ds["id"]}), ["body", "image_url"], "image_url_required")
+    err = detail(a.http.post(images, json={"dataset_id": ds["id"]}), ["body", "image_url"], "image_required")
+    assert "image_file" in err["msg"] and "multipart" in err["msg"]
     # path and body ids must agree; path ids must be integers
     url = lora_files.image("rules-ok.png", training_image(ORANGE, TEAL, 0))
     err = detail(a.http.post(images, json={"dataset_id": ds["id"] + 1000, "image_url": url}),
@@ -321,6 +323,26 @@ def test_upload_rules(world, lora_files, tenants):
         ["body", "image_url"], "image_format_not_allowed")
     detail(a.http.post(images, json={"dataset_id": ds["id"], "image_url": lora_files.image(
         "rules-small.png", training_image(ORANGE, TEAL, 0, (200, 120)))}), ["body", "image_url"], "image_size_not_allowed")
+    assert ok(a.http.get(images)) == []
+    # base64 (with or without a data: prefix) and multipart uploads, checked the same way
+    png = encode(training_image(ORANGE, TEAL, 1), "PNG")
+    b64 = base64.b64encode(png).decode()
+    by_b64 = ok(a.http.post(images, json={"dataset_id": ds["id"], "image_file": f"data:image/png;base64,{b64}",
+                                          "image_name": "b64.png"}))
+    assert by_b64["width"] == 320 and by_b64["format"] == "PNG" and by_b64["source_url"] is None
+    by_form = ok(a.http.post(images, files={"file": ("form.png", png, "image/png")}))
+    assert by_form["image_name"] == "form.png" and "orange" in by_form["caption"]
+    detail(a.http.post(images, files={"file": ("bad.png", b"not an image", "image/png")}),
+           ["body", "image_file"], "not_an_image")
+    detail(a.http.post(images, json={"dataset_id": ds["id"], "image_file": "%%%"}), ["body", "image_file"],
+           "base64_invalid")
+    small = base64.b64encode(encode(training_image(ORANGE, TEAL, 0, (200, 120)), "PNG")).decode()
+    detail(a.http.post(images, json={"dataset_id": ds["id"], "image_file": small}), ["body", "image_file"],
+           "image_size_not_allowed")
+    detail(a.http.post(images, data={"dataset_id": str(ds["id"] + 1)}, files={"file": ("x.png", png, "image/png")}),
+           ["body", "dataset_id"], "id_mismatch")
+    for uploaded in (by_b64, by_form):
+        assert ok(a.http.delete(f"{images}/{uploaded['id']}"))["deleted"] is True
     assert ok(a.http.get(images)) == []
     # 004's prose rule: ip_name for defined_character
     detail(a.http.post(f"{L}/projects", json={"project_name": "x", "ip_medium": "photography",

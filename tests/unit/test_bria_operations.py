@@ -310,7 +310,6 @@ def test_canonical_models_accept_003_names_too():
     ("BriaLoraCreateProjectRequest", {"project_name": "p", "ip_medium": "illustration", "ip_type": "defined_character"},
      "ip_name", "ip_name_required"),
     ("BriaLoraUploadImageRequest", {"dataset_id": 1, "file_path": "/etc/passwd"}, "file_path", "file_path_not_supported"),
-    ("BriaLoraUploadImageRequest", {"dataset_id": 1}, "image_url", "image_url_required"),
     ("BriaLoraUpdateImageCaptionRequest", {"dataset_id": 1, "image_id": 2}, "caption", "caption_required"),
     ("BriaLoraUpdateImageCaptionRequest", {"dataset_id": 1, "image_id": 2, "caption": "x", "regenerate_caption": True},
      "caption", "caption_conflict"),
