@@ -9,6 +9,7 @@ failure still answers in this shape (and is logged).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,48 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone",
               413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited",
               500: "internal_error", 502: "upstream_error", 503: "service_unavailable"}
+
+
+def upstream_error(exc: Exception, who: str = "the upstream") -> Exception:
+    """The answer to a failed upstream call made inside a request (QUICK operations, LoRA
+    management): 429 → 429 with Retry-After; timeouts → 504; other 5xx / connection errors →
+    502; the upstream refusing the input (400/415/422) → 422 ``upstream_rejected`` (FastAPI's
+    shape, naming the body); a state conflict (409/412) → 409; anything else → 502."""
+    from fastapi.exceptions import RequestValidationError
+
+    from providers.base import Permanent, RateLimited, Retryable, UpstreamError
+
+    if isinstance(exc, RateLimited):
+        retry = max(1, math.ceil(exc.retry_after or 1))
+        return ApiError(429, f"{who} is rate limiting us: {exc.message}", code="upstream_rate_limited",
+                        headers={"Retry-After": str(retry)}, retry_after=retry)
+    if isinstance(exc, Retryable):
+        return ApiError(504 if "timeout" in exc.code else 502, f"{who} failed: {exc.message}", code=exc.code)
+    if isinstance(exc, Permanent) and exc.http_status in (400, 415, 422):
+        return RequestValidationError([{"type": "upstream_rejected", "loc": ("body",), "input": None,
+                                        "msg": f"{who} refused the request: {exc.message}"}])
+    if isinstance(exc, Permanent) and exc.http_status in (409, 412):
+        return ApiError(409, f"{who} refused the change: {exc.message}", code=exc.code)
+    if isinstance(exc, UpstreamError):
+        return ApiError(502, f"{who} failed: {exc.message}", code=exc.code)
+    return exc
+
+
+async def call_upstream(fn: Any, *args: Any, who: str = "the upstream", missing_ok: bool = False,
+                        **kw: Any) -> Any:
+    """One synchronous upstream call off the event loop, its failures mapped by
+    ``upstream_error``. With ``missing_ok`` an upstream 404 counts as done (deleting what the
+    upstream no longer has) and answers None."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from providers.base import Permanent, UpstreamError
+
+    try:
+        return await run_in_threadpool(fn, *args, **kw)
+    except UpstreamError as exc:
+        if missing_ok and isinstance(exc, Permanent) and exc.http_status == 404:
+            return None
+        raise upstream_error(exc, who) from None
 
 
 class ApiError(Exception):

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from PIL import Image
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from core import jobs, media
 from core.models import Job, JobStatus, Tenant, utcnow

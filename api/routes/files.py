@@ -5,7 +5,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import SettingsDep
 from api.errors import ApiError
-from core.signing import FILES_PREFIX, Verdict, verify
+from core.signing import Verdict, verify
 
 router = APIRouter()
 

@@ -18,7 +18,6 @@ its dataset or project; only a training model can be stopped.
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -33,10 +32,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import EndpointLimited, ReadLimited, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, call_upstream
 from core import lora
 from core.models import LoraDataset, LoraImage, LoraModel, LoraProject, utcnow
-from providers.base import InvalidRequest, Permanent, RateLimited, Retryable, UpstreamError
+from providers.base import InvalidRequest, UpstreamError
 from providers.bria import schemas as S
 from providers.bria.lora import (MAX_DATASET_IMAGES, MIN_IMAGES_TO_COMPLETE, TRAINED, TRAINING_STATES,
                                  TailoredClient, upstream_id)
@@ -91,29 +90,8 @@ def client(request: Request) -> TailoredClient:
 
 
 async def upstream(fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kw: Any) -> Any:
-    """One Bria call off the event loop, its failures mapped to our answers: 429 → 429 with
-    Retry-After; timeouts → 504; other 5xx / connection errors → 502; Bria refusing the input
-    (400/415/422) → 422 ``upstream_rejected``; a state conflict (409/412) → 409; anything else →
-    502. With ``missing_ok`` an upstream 404 counts as done (deleting what Bria no longer has)."""
-    try:
-        return await run_in_threadpool(fn, *args, **kw)
-    except RateLimited as exc:
-        retry = max(1, math.ceil(exc.retry_after or 1))
-        raise ApiError(429, f"Bria is rate limiting us: {exc.message}", code="upstream_rate_limited",
-                       headers={"Retry-After": str(retry)}, retry_after=retry) from None
-    except Retryable as exc:
-        status = 504 if "timeout" in exc.code else 502
-        raise ApiError(status, f"Bria failed: {exc.message}", code=exc.code) from None
-    except Permanent as exc:
-        if missing_ok and exc.http_status == 404:
-            return None
-        if exc.http_status in (400, 415, 422):
-            raise invalid(("body",), "upstream_rejected", f"Bria refused the request: {exc.message}") from None
-        if exc.http_status in (409, 412):
-            raise conflict(exc.code, f"Bria refused the change: {exc.message}") from None
-        raise ApiError(502, f"Bria failed: {exc.message}", code=exc.code) from None
-    except UpstreamError as exc:  # pragma: no cover - the three classes above cover the port
-        raise ApiError(502, f"Bria failed: {exc.message}", code=exc.code) from None
+    """One Bria call off the event loop, its failures mapped by ``api.errors.upstream_error``."""
+    return await call_upstream(fn, *args, who="Bria", missing_ok=missing_ok, **kw)
 
 
 async def _project(session: AsyncSession, tenant_id: str, project_id: int) -> LoraProject:

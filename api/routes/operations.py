@@ -5,7 +5,6 @@ job, publishes it on the provider's queue and answers 202 with the status URL, o
 ``sync: true``, waits (up to the server's sync deadline) and answers 200 with the result.
 """
 
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -16,14 +15,14 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from api.deps import BaseUrlDep, EndpointLimited, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, call_upstream
 from core import intake
 from core.credits import InsufficientCredits
 from core.models import FINAL, Job, JobStatus
 from core.results import error_body, result_body
 from core.webhooks import JobOptions
 from core import media
-from providers.base import InvalidRequest, Kind, Operation, Permanent, RateLimited, Retryable
+from providers.base import InvalidRequest, Kind, Operation
 from providers.registry import OPERATIONS, TABLES
 
 FINAL_VALUES = frozenset(s.value for s in FINAL)
@@ -150,18 +149,7 @@ def make_quick_endpoint(op: Operation):
     async def endpoint(body: body_type, principal: EndpointLimited, request: Request) -> Any:  # type: ignore[valid-type]
         run_op, params = await prepare(op, body.model_dump(mode="json"))
         provider = _quick_provider(request.app, run_op.provider)
-        try:
-            result = await run_in_threadpool(provider.call, run_op, params)
-        except RateLimited as exc:
-            retry = max(1, math.ceil(exc.retry_after or 1))
-            raise ApiError(429, f"the upstream is rate limited: {exc.message}", code="upstream_rate_limited",
-                           headers={"Retry-After": str(retry)}, retry_after=retry) from None
-        except Retryable as exc:
-            status = 504 if "timeout" in exc.code else 502
-            raise ApiError(status, exc.message, code=exc.code) from None
-        except Permanent as exc:
-            status = 422 if exc.http_status in (400, 422) else 502
-            raise ApiError(status, exc.message, code=exc.code) from None
+        result = await call_upstream(provider.call, run_op, params)
         return {"status": "success", "result": result}
 
     endpoint.__name__ = op.name.replace(".", "_")

@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import threading
-import time
 import xml.etree.ElementTree as ET
 import zipfile
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 

@@ -3,7 +3,6 @@ still gets exactly what a one-at-a-time path would have given it (job, credits, 
 
 import asyncio
 
-import pytest
 from sqlalchemy import func, select, update
 
 from core.credits import InsufficientCredits

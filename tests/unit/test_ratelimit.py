@@ -2,7 +2,6 @@
 header fields it produces, the plan grid and the upstream throttle."""
 
 import asyncio
-import time
 
 import fakeredis
 import pytest
