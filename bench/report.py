@@ -278,6 +278,7 @@ def render_markdown(results: dict[str, Any]) -> tuple[str, list[dict[str, str]]]
     if meta.get("quick"):
         md += ["**Smoke run (`--quick`): ~1 s per scenario and tiny N. These numbers mean nothing.**", ""]
     md += [
+        (f"Code: commit {meta['commit']}. " if meta.get("commit") else "") +
         f"Machine: {meta['cpus']} CPUs, Python {meta['python']}, {meta['platform']}. "
         f"API: uvicorn, {meta['api_processes']} process(es) (the baselines app runs under the same "
         f"command line). Worker: {meta['worker']}; beat sweeps every {meta['sweep_interval_s']:g} s; "

@@ -56,6 +56,18 @@ GEN_BODY = json.dumps({"prompt": "a red bicycle leaning on a stone wall at dusk"
 FINAL = ("COMPLETED", "ERROR", "CANCELLED", "EXPIRED")
 
 
+def _git_commit() -> str | None:
+    """The measured code: HEAD, marked "+changes" when the tree has uncommitted edits."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+changes" if head and dirty else head or None
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -194,6 +206,7 @@ class Bench:
 
     # ------------------------------------------------------------------ services
     def setup(self) -> None:
+        self.commit = _git_commit()
         self.out.mkdir(parents=True, exist_ok=True)
         log(f"data dir {self.data_dir}; database {self.a.db}; broker {self.a.redis}")
         with psycopg.connect(self.a.pg_admin, autocommit=True) as conn:
@@ -859,6 +872,7 @@ class Bench:
             "sweep_interval_s": 1.0,
             "loadavg_start": self.loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
             "pids": self.started_pids,
+            "commit": getattr(self, "commit", None),
         }
 
     def write(self, started: float) -> None:
