@@ -9,10 +9,13 @@ prefetch 1. The job row is the truth; a message only says "look at job X".
 from __future__ import annotations
 
 import base64
+import datetime
 import json
+import logging
 import os
 import socket
 import uuid
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -87,10 +90,34 @@ def make_celery(settings: Settings) -> Celery:
 
 
 celery_app = make_celery(get_settings())
+# httpx logs every request at INFO: thousands of lines a second from the status checks.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+_direct: dict[int, Any] = {}  # per process: a client must not cross a fork
+
+
+def _redis_for_publishing() -> Any:
+    url = celery_app.conf.broker_url or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    client = _direct.get(os.getpid())
+    if client is None:
+        import redis
+
+        client = _direct[os.getpid()] = redis.Redis.from_url(url)
+    return client
 
 
 def publish(task: str, job_id: str | list[str], queue: str, countdown: float | None = None) -> None:
-    celery_app.send_task(task, args=[job_id], queue=queue, countdown=countdown)
+    """Send ``task(job_id)`` to ``queue``. On a Redis broker the message is pushed directly
+    (``encode_task_message``: one LPUSH, none of kombu's per-message producer work, which the
+    sweeper pays for every due batch); on any other broker through Celery's producer."""
+    client = _redis_for_publishing()
+    if client is None:
+        celery_app.send_task(task, args=[job_id], queue=queue, countdown=countdown)
+        return
+    client.lpush(queue, encode_task_message(task, [job_id], queue, countdown=countdown))
 
 
 def publish_start(job_id: str, provider: str) -> None:
@@ -101,7 +128,7 @@ def publish_start(job_id: str, provider: str) -> None:
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 
-def encode_task_message(task: str, args: list, queue: str) -> bytes:
+def encode_task_message(task: str, args: list, queue: str, countdown: float | None = None) -> bytes:
     """The message ``send_task(task, args=args, queue=queue)`` puts on a Redis broker (Celery
     message protocol 2, JSON body, kombu's Redis transport envelope), built directly.
 
@@ -111,13 +138,17 @@ def encode_task_message(task: str, args: list, queue: str) -> bytes:
     integration test's jobs travel this way to real Celery workers.
     """
     task_id = str(uuid.uuid4())
+    eta = None
+    if countdown is not None:  # the worker holds the task until then (Celery's ETA header)
+        eta = (datetime.datetime.now(datetime.timezone.utc)
+               + datetime.timedelta(seconds=countdown)).isoformat()
     body = json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     return json.dumps({
         "body": base64.b64encode(body.encode()).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
-            "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None,
+            "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": eta,
             "expires": None, "group": None, "group_index": None, "retries": 0,
             "timelimit": [None, None], "root_id": task_id, "parent_id": None,
             "argsrepr": repr(args), "kwargsrepr": "{}", "origin": _ORIGIN,

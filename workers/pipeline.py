@@ -221,9 +221,8 @@ def poll(ctx: Context, job_ids: str | list[str]) -> None:
     later = [c for c in checked if c.outcome in ("later", "failed")]
     if later:
         with ctx.sessions.begin() as session:
-            for c in later:
-                jobs.record_poll(session, c.job_id, tasks=c.tasks, delay=c.delay, progress=c.progress,
-                                 failed=c.outcome == "failed")
+            jobs.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
+                                        for c in later])
     for c in checked:
         if c.outcome == "error":
             _fail(ctx, c.job_id, c.code, c.message)

@@ -31,6 +31,7 @@ from workers.app import (
     WEBHOOK_DISPATCH_TASK,
     WEBHOOKS_QUEUE,
     celery_app,
+    publish,
 )
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def _after_fork(**_kwargs) -> None:
 
 
 def _publish(delivery_id: str) -> None:
-    celery_app.send_task(WEBHOOK_DELIVER_TASK, args=[delivery_id], queue=WEBHOOKS_QUEUE)
+    publish(WEBHOOK_DELIVER_TASK, delivery_id, WEBHOOKS_QUEUE)
 
 
 def sweep() -> dict[str, int]:

@@ -24,3 +24,13 @@ def test_envelope_is_kombus_redis_envelope():
     assert props["correlation_id"] == msg["headers"]["id"]
     other = json.loads(encode_task_message("visiongate.start", ["job1"], "bria"))
     assert other["properties"]["delivery_tag"] != props["delivery_tag"]  # unique per message
+
+
+def test_countdown_becomes_celerys_eta_header():
+    import datetime as dt
+
+    msg = json.loads(encode_task_message("visiongate.poll", [["a", "b"]], "bria.poll", countdown=2))
+    eta = dt.datetime.fromisoformat(msg["headers"]["eta"])
+    assert 1.5 < (eta - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 2
+    assert json.loads(base64.b64decode(msg["body"]))[0] == [["a", "b"]]
+    assert json.loads(encode_task_message("t", [1], "q"))["headers"]["eta"] is None
