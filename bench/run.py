@@ -426,8 +426,8 @@ class Bench:
         if path.exists():
             header = (f"# pyinstrument profile of the intake path: POST {GEN_PATH} (sync:false),\n"
                       f"# {self.a.connections} connections for {self.a.duration:.0f} s against ONE uvicorn "
-                      f"process (event-loop thread only;\n# the Celery publish runs in the thread pool "
-                      f"and appears as awaiting). Result of that run: {res['rps']} req/s, "
+                      f"process (event-loop thread only;\n# the group writer's insert and Redis publish run on "
+                      f"the same loop). Result of that run: {res['rps']} req/s, "
                       f"p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms.\n\n")
             path.write_text(header + path.read_text())
 
