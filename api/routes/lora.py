@@ -94,6 +94,18 @@ async def upstream(fn: Callable[..., Any], *args: Any, missing_ok: bool = False,
     return await call_upstream(fn, *args, who="Bria", missing_ok=missing_ok, **kw)
 
 
+async def _update(session: AsyncSession, record: Any, body: Any, id_field: str,
+                  mirror: Callable[[Any, dict[str, Any]], Any]) -> None:
+    """PUT of a project or model: the fields the client set are sent to Bria first, then stored."""
+    changes = {k: v for k, v in body.model_dump(mode="json", exclude={id_field}).items() if v is not None}
+    if changes:
+        await upstream(mirror, record.upstream_id, changes)
+        for key, value in changes.items():
+            setattr(record, key, value)
+        record.updated_at = utcnow()
+        await session.commit()
+
+
 async def _project(session: AsyncSession, tenant_id: str, project_id: int) -> LoraProject:
     project = await lora.get_project(session, tenant_id, project_id)
     if project is None:
@@ -204,13 +216,7 @@ async def update_project(project_id: str, body: S.BriaLoraUpdateProjectRequest, 
     pid = path_id("project_id", project_id)
     same_id("project_id", pid, body.project_id)
     project = await _project(session, principal.tenant_id, pid)
-    changes = {k: v for k, v in body.model_dump(mode="json", exclude={"project_id"}).items() if v is not None}
-    if changes:
-        await upstream(client(request).update_project, project.upstream_id, changes)
-        for key, value in changes.items():
-            setattr(project, key, value)
-        project.updated_at = utcnow()
-        await session.commit()
+    await _update(session, project, body, "project_id", client(request).update_project)
     return ok(lora.project_doc(project))
 
 
@@ -537,13 +543,7 @@ async def update_model(model_id: str, body: S.BriaLoraUpdateModelRequest, princi
     mid = path_id("model_id", model_id)
     same_id("model_id", mid, body.model_id)
     model = await _model(session, principal.tenant_id, mid)
-    changes = {k: v for k, v in body.model_dump(mode="json", exclude={"model_id"}).items() if v is not None}
-    if changes:
-        await upstream(client(request).update_model, model.upstream_id, changes)
-        for key, value in changes.items():
-            setattr(model, key, value)
-        model.updated_at = utcnow()
-        await session.commit()
+    await _update(session, model, body, "model_id", client(request).update_model)
     return ok(lora.model_doc(model))
 
 
