@@ -134,7 +134,9 @@ class MemoryWindow:
             admitted = len(hits) + weight <= quota
             if admitted:
                 hits.extend([now] * weight)
-            reset_ms = (hits[0] + window - now) * 1000 if hits else 0
+            # window − age, not (oldest + window) − now: the latter can round to a hair above
+            # the window, which the header's ceil turns into t=window+1.
+            reset_ms = (window - (now - hits[0])) * 1000 if hits else 0
             return _decision(int(admitted), len(hits), reset_ms, quota, window)
 
     def used(self, key: str, window: int) -> int:
