@@ -108,8 +108,8 @@ async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dic
     """The operation that really runs and its params (an alias becomes its canonical operation;
     base64 media are decoded and checked off the event loop): any problem is a 422 naming the
     field, before anything is created. See ``core.media.prepare_request``."""
-    if op.alias_of is None and not op.inputs:
-        return op, params
+    if op.alias_of is None and all(params.get(spec.field) is None for spec in op.inputs):
+        return op, params  # no media sent (a plain prompt): nothing to decode, no thread hop
     run_op, params, errors = await run_in_threadpool(media.prepare_request, op, params, OPERATIONS)
     if errors:
         raise RequestValidationError(errors)
