@@ -111,12 +111,14 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-def wait_log(path: Path, marker: bytes, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_log(path: Path, marker: bytes, proc: subprocess.Popen, timeout: float = 60.0,
+             count: int = 1) -> None:
+    """Wait until ``marker`` appears ``count`` times in the log (one per worker process)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}: {path.read_text()[-2000:]}")
-        if path.exists() and marker in path.read_bytes():
+        if path.exists() and path.read_bytes().count(marker) >= count:
             return
         time.sleep(0.1)
     raise TimeoutError(f"{path.name}: no {marker!r} within {timeout}s")

@@ -97,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="uvicorn processes for the API and for the baselines app (default 2 = cores)")
     p.add_argument("--worker-pool", default="threads", help="Celery pool (product default: threads)")
     p.add_argument("--worker-concurrency", type=int, default=8, help="Celery concurrency (product default: 8)")
+    p.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
+                   help="Celery worker processes, for the product and the no-op baseline alike "
+                        "(product default: one per core)")
     p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator HTTP client")
     p.add_argument("--loadgen-cpu", type=int, default=None, help="pin the load generator to this CPU")
     p.add_argument("--pipeline-rate", type=float, default=5.0,
@@ -301,12 +304,19 @@ class Bench:
             cmd[cmd.index("--port") + 1] = str(self.prof_port)
             cmd[cmd.index("--workers") + 1] = "1"
             env = {**env, "BENCH_PROFILE_OUT": str(self.out / "intake-profile")}
-        elif name in ("worker", "beat"):
+        elif name == "worker":  # the product's command: `visiongate worker --processes N`
+            cmd = [PY, "-m", "cli.main", "worker", "--processes", str(self.a.worker_processes)]
+        elif name == "beat":
             cmd = self.command(name)
-        elif name == "noop-worker":
-            cmd = self.command("worker")
-            cmd[cmd.index("workers.app:celery_app")] = "bench.noop:app"
-            cmd[cmd.index("-Q") + 1] = "bench_noop"
+        elif name == "noop-worker":  # as many processes as the product's, each as its worker
+            cmds = []
+            for i in range(self.a.worker_processes):
+                one = self.command("worker")
+                one[one.index("workers.app:celery_app")] = "bench.noop:app"
+                one[one.index("-Q") + 1] = "bench_noop"
+                cmds.append(one + ["-n", f"noop{i + 1}@%h"])
+            cmd = [PY, "-c", "import json, sys; from cli.main import _supervise; "
+                   "sys.exit(_supervise(json.loads(sys.argv[1])))", json.dumps(cmds)]
         else:
             raise ValueError(name)
         proc = self.procs.start(name, cmd, env, ROOT)
@@ -323,7 +333,7 @@ class Bench:
         elif name == "profiled-api":
             P.wait_http(f"http://127.0.0.1:{self.prof_port}/health", proc)
         elif name in ("worker", "noop-worker"):
-            P.wait_log(self.procs.log_path(name), b"ready.", proc)
+            P.wait_log(self.procs.log_path(name), b"ready.", proc, count=self.a.worker_processes)
         if name in ("api", "baseline") and self.a.api_processes > 1:
             self._wait_children(proc, self.a.api_processes)
 
@@ -863,7 +873,7 @@ class Bench:
             "wall_s": round(time.time() - started, 1),
             "quick": a.quick, "cpus": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "api_processes": a.api_processes,
-            "worker": f"1 process, pool {a.worker_pool}, concurrency {a.worker_concurrency}",
+            "worker": f"{a.worker_processes} process(es), pool {a.worker_pool}, concurrency {a.worker_concurrency} each",
             "connections": a.connections, "duration_s": a.duration, "warmup_s": a.warmup,
             "repeats": a.repeats, "inflight_repeats": a.inflight_repeats,
             "batch_repeats": a.batch_repeats, "client": a.client,

@@ -107,7 +107,14 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- processes
-def component_command(name: str, settings: Settings) -> list[str]:
+def worker_processes() -> int:
+    """``visiongate worker`` runs this many Celery worker processes (each one Python process,
+    so at most one core's worth of CPU): VISIONGATE_WORKER_PROCESSES, default one per core."""
+    value = os.environ.get("VISIONGATE_WORKER_PROCESSES", "").strip()
+    return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
+
+
+def component_command(name: str, settings: Settings, index: int | None = None) -> list[str]:
     py = sys.executable
     if name == "api":
         return [py, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
@@ -122,7 +129,8 @@ def component_command(name: str, settings: Settings) -> list[str]:
                 "--pool", os.environ.get("VISIONGATE_WORKER_POOL", "threads"),
                 "--concurrency", os.environ.get("VISIONGATE_WORKER_CONCURRENCY", "8"),
                 "--loglevel", os.environ.get("VISIONGATE_LOG_LEVEL", "INFO"), "--without-gossip",
-                "--without-mingle", "--without-heartbeat"]
+                "--without-mingle", "--without-heartbeat"] + (
+                    ["-n", f"worker{index}@%h"] if index is not None else [])
     if name == "beat":
         return [py, "-m", "celery", "-A", "workers.app:celery_app", "beat", "--loglevel", "WARNING",
                 "--schedule", str(settings.data_path / "celerybeat-schedule")]
@@ -135,9 +143,39 @@ def component_command(name: str, settings: Settings) -> list[str]:
 def cmd_component(args: argparse.Namespace) -> int:
     settings = get_settings()
     ensure_dirs(settings)
+    if args.component == "worker":
+        n = args.processes or worker_processes()
+        if n > 1:
+            return _supervise([component_command("worker", settings, i + 1) for i in range(n)])
     cmd = component_command(args.component, settings)
     os.execv(cmd[0], cmd)
     return 1  # not reached
+
+
+def _supervise(commands: list[list[str]]) -> int:
+    """Run the commands side by side; SIGTERM/SIGINT are passed on; when one of them exits the
+    others are stopped (a supervisor such as compose or systemd then restarts the whole set)."""
+    procs = [subprocess.Popen(cmd) for cmd in commands]
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while all(proc.poll() is None for proc in procs):
+        time.sleep(0.5)
+    forward(signal.SIGTERM, None)
+    code = 0
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        code = code or proc.returncode
+    return code
 
 
 def dev_key(settings: Settings) -> str:
@@ -249,7 +287,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
     for component in ("api", "worker", "beat", "simulator"):
         c = sub.add_parser(component, help=f"run the {component} alone (foreground)")
-        c.set_defaults(func=cmd_component, component=component)
+        c.set_defaults(func=cmd_component, component=component, processes=None)
+        if component == "worker":
+            c.add_argument("--processes", type=int, default=None,
+                           help="Celery worker processes (default: VISIONGATE_WORKER_PROCESSES, "
+                                "else one per core)")
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_cmd", required=True)
     create = keys.add_parser("create", help="create a key (and the tenant if new)")

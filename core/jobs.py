@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, aliased, defer
 
 from core import credits
 from core.models import ACTIVE, Job, JobStatus, Tenant, new_id, utcnow
@@ -128,50 +128,79 @@ async def get_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | N
 RUNNING_UPSTREAM = (S.RUNNING.value, S.SUBMITTED.value)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What the worker needs of a job it just moved to RUNNING."""
+
+    id: str
+    tenant_id: str
+    provider: str
+    operation: str
+    params: dict[str, Any]
+    attempts: int
+    status: str = S.RUNNING.value
+
+
 def claim_start(session: Session, job_id: str, lease_seconds: float,
-                concurrency: Callable[[Tenant], int] | None = None) -> Job | None:
+                concurrency: Callable[[Tenant], int] | None = None) -> Claimed | None:
     """QUEUED → RUNNING if due and the tenant has a free concurrency slot.
 
-    Returns the job, or None when there is nothing to do now: someone else has it (a duplicate
-    message), it is not due, or it must wait for a slot, in which case it is *held* (stays
-    QUEUED, ``held_at`` set) and ``release_held`` publishes it again, oldest first, when a slot
-    frees. A job never overtakes an older held job of the same tenant.
+    Returns the claimed job, or None when there is nothing to do now: someone else has it (a
+    duplicate message), it is not due, or it must wait for a slot, in which case it is *held*
+    (stays QUEUED, ``held_at`` set) and ``release_held`` publishes it again, oldest first, when
+    a slot frees. A job never overtakes an older held job of the same tenant.
+
+    Three statements with a cap (lock the tenant, read the job with its tenant's counts, move),
+    one without; the request's params (possibly MB of base64) are read once, by the move.
     """
     now = utcnow()
-    job = session.get(Job, job_id)
-    if job is None or job.status != S.QUEUED.value or job.run_at > now:
-        return None
     if concurrency is not None:
-        # Serialise claims per tenant (Postgres row lock) so the count below stays true.
+        # Serialise claims per tenant (Postgres row lock) so the count below stays true. FOR NO
+        # KEY UPDATE: it does not block the tenant's job inserts (their foreign key takes FOR KEY
+        # SHARE on this row, which FOR UPDATE would block). The count is read by a later
+        # statement, so it sees every claim committed while this one waited for the lock.
         tenant = session.execute(
-            select(Tenant).where(Tenant.id == job.tenant_id)
-            # FOR NO KEY UPDATE: serialises claims without blocking the tenant's job inserts
-            # (their foreign key takes FOR KEY SHARE on this row, which FOR UPDATE would block).
-            .with_for_update(key_share=True)).scalar_one()
+            select(Tenant).where(Tenant.id == select(Job.tenant_id).where(Job.id == job_id)
+                                 .scalar_subquery())
+            .with_for_update(key_share=True)).scalar_one_or_none()
+        if tenant is None:
+            return None
         cap = concurrency(tenant)
-        running = session.scalar(select(func.count()).select_from(Job).where(
-            Job.tenant_id == job.tenant_id, Job.status.in_(RUNNING_UPSTREAM)))
+        other = aliased(Job)
+        # Counted up to the cap only: a tenant with thousands running costs no more than one
+        # with ``cap`` running.
+        running = select(func.count()).select_from(
+            select(other.id).where(other.tenant_id == tenant.id, other.status.in_(RUNNING_UPSTREAM))
+            .limit(max(0, cap)).subquery()).scalar_subquery()
         # FIFO: an older job of the tenant that could start now (waiting for a slot, or due and
         # not yet claimed) goes first; this one waits behind it. Held jobs already released
         # (published by release_held) are on their way and block nobody: otherwise the jobs
         # released together would re-hold each other one by one (a batch would crawl).
-        older_waiting = session.scalar(select(Job.id).where(
-            Job.tenant_id == job.tenant_id, Job.status == S.QUEUED.value,
-            Job.created_at < job.created_at, Job.id != job.id,
-            or_(and_(Job.held_at.is_not(None), Job.published_at.is_(None)),
-                and_(Job.held_at.is_(None), Job.run_at <= now))).limit(1))
-        if running >= cap or older_waiting is not None:
+        older_waiting = select(other.id).where(
+            other.tenant_id == Job.tenant_id, other.status == S.QUEUED.value,
+            other.created_at < Job.created_at, other.id != Job.id,
+            or_(and_(other.held_at.is_not(None), other.published_at.is_(None)),
+                and_(other.held_at.is_(None), other.run_at <= now))).exists()
+        row = session.execute(select(Job.status, Job.run_at, running, older_waiting)
+                              .where(Job.id == job_id)).first()
+        if row is None or row[0] != S.QUEUED.value or row[1] > now:
+            return None
+        if row[2] >= cap or row[3]:
             session.execute(update(Job).where(Job.id == job_id, Job.status == S.QUEUED.value)
-                            .values(held_at=job.held_at or now, published_at=None)
+                            .values(held_at=func.coalesce(Job.held_at, now), published_at=None)
                             .execution_options(synchronize_session=False))
             return None
-    moved = _move(session, job_id, (S.QUEUED,), S.RUNNING, held_at=None,
-                  lease_until=now + dt.timedelta(seconds=lease_seconds),
-                  attempts=Job.attempts + 1, started_at=job.started_at or now)
-    if moved is None:
+    check_transition((S.QUEUED,), S.RUNNING)
+    row = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == S.QUEUED.value, Job.run_at <= now)
+        .values(status=S.RUNNING.value, updated_at=now, held_at=None,
+                lease_until=now + dt.timedelta(seconds=lease_seconds),
+                attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now))
+        .returning(Job.tenant_id, Job.provider, Job.operation, Job.params, Job.attempts)
+        .execution_options(synchronize_session=False)).first()
+    if row is None:
         return None
-    session.refresh(job)
-    return job
+    return Claimed(job_id, row[0], row[1], row[2], row[3], row[4])
 
 
 def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: int,

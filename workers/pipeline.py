@@ -43,6 +43,7 @@ from providers.base import (
     UpstreamTask,
 )
 from providers.registry import OPERATIONS
+from workers.pacing import INLINE_BELOW, FirstCheck
 from workers.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,14 @@ class Context:
     start_task: str = "visiongate.start"
     poll_task: str = "visiongate.poll"
     poll_queue: Callable[[str], str] = _same_queue
+    pacing: FirstCheck | None = None  # built from the settings when not given
     _closed: bool = field(default=False, repr=False)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.pacing is None:
+            self.pacing = FirstCheck(self.settings.first_poll_seconds, self.settings.job_timeout_seconds)
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         """``fn`` over ``items`` in the process's shared I/O pool (in order); inline for one."""
@@ -150,19 +156,23 @@ def start(ctx: Context, job_id: str) -> None:
 
     if isinstance(outcome, Submitted):
         tasks = [{**asdict(t), "done": False, "outputs": [], "meta": {}} for t in outcome.tasks]
+        first = ctx.pacing.delay(job.operation)  # when tasks of this kind are usually done
         with ctx.sessions.begin() as session:
-            submitted = jobs.mark_submitted(session, job_id, tasks, s.poll_interval_seconds)
-        if submitted and s.first_poll_seconds < s.poll_interval_seconds:
-            # An early first check (short jobs are often done by then). If this message is lost
-            # the sweeper still polls at run_at, one poll interval after the submit.
+            # The sweeper polls at run_at: the first check itself when it is a poll interval or
+            # more away, else the safety net of the early check below (lost message, crash).
+            submitted = jobs.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
+        if not submitted:
+            return
+        if first < INLINE_BELOW:  # this operation is usually done by now: check at once
+            poll(ctx, [job_id])
+        elif first < s.poll_interval_seconds:
             try:
-                ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(provider_name),
-                            countdown=s.first_poll_seconds)
+                ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(provider_name), countdown=first)
             except Exception:
                 log.warning("early poll of %s not published; the sweeper will poll it", job_id,
                             exc_info=True)
         return
-    _finish(ctx, job_id, [outcome], provider, sources="start")
+    _finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
 
 
 def _hand_off(ctx: Context, tenant_id: str) -> None:
@@ -203,6 +213,7 @@ class _Checked:
     error: UpstreamError | None = None
     code: str = ""
     message: str = ""
+    tenant_id: str = ""
 
 
 def poll(ctx: Context, job_ids: str | list[str]) -> None:
@@ -213,11 +224,13 @@ def poll(ctx: Context, job_ids: str | list[str]) -> None:
     with ctx.sessions() as session:
         rows = session.execute(
             select(Job.id, Job.operation, Job.upstream_tasks, Job.provider, Job.submitted_at,
-                   Job.created_at, Job.poll_failures)
+                   Job.created_at, Job.poll_failures, Job.tenant_id, Job.updated_at)
             .where(Job.id.in_(ids), Job.status == JobStatus.SUBMITTED.value)).all()
     if not rows:
         return
     checked = ctx.map(lambda r: _check(ctx, r), rows)
+    for c, row in zip(checked, rows):
+        c.tenant_id = row.tenant_id
     later = [c for c in checked if c.outcome in ("later", "failed")]
     if later:
         with ctx.sessions.begin() as session:
@@ -233,7 +246,7 @@ def poll(ctx: Context, job_ids: str | list[str]) -> None:
 
 def _check(ctx: Context, row: Any) -> _Checked:
     s = ctx.settings
-    job_id, operation, tasks, provider_name, submitted_at, created_at, poll_failures = row
+    job_id, operation, tasks, provider_name, submitted_at, created_at, poll_failures, _, checked_at = row
     op, tasks, provider = OPERATIONS[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
     progress: list[float] = []
     try:
@@ -262,10 +275,15 @@ def _check(ctx: Context, row: Any) -> _Checked:
         log.exception("poll %s crashed", job_id)
         return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1,
                              Retryable(f"status check crashed: {exc}", code="internal_error"))
+    since = submitted_at or created_at
     if all(t["done"] for t in tasks):
+        # Still running at the previous check (updated_at: the submit, or the last check that
+        # found it running): a lower bound of how long this operation takes.
+        ctx.pacing.observe(operation, (checked_at - since).total_seconds() if checked_at else 0.0)
         return _Checked(job_id, tasks, provider, "finish", failures=poll_failures)
-    elapsed = (utcnow() - (submitted_at or created_at)).total_seconds()
-    delay = jobs.next_poll_delay(elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds)
+    elapsed = (utcnow() - since).total_seconds()
+    delay = ctx.pacing.not_before(operation, elapsed, jobs.next_poll_delay(
+        elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds))
     return _Checked(job_id, tasks, provider, "later", delay=delay,
                     progress=sum(progress) / len(progress) if progress else None)
 
@@ -285,7 +303,7 @@ def _finish_polled(ctx: Context, c: _Checked) -> None:
     finished = [Finished([Output(url=o["url"], content_type=o["content_type"], meta=o["meta"] or {})
                           for o in t["outputs"]], t["meta"] or {}) for t in c.tasks]
     try:
-        _finish(ctx, c.job_id, finished, c.provider, sources="poll", tasks=c.tasks)
+        _finish(ctx, c.job_id, c.tenant_id, finished, c.provider, sources="poll", tasks=c.tasks)
     except Exception as exc:  # a download or store failed: check (and download) again later
         if isinstance(exc, UpstreamError) and not isinstance(exc, (Retryable, RateLimited)):
             _fail(ctx, c.job_id, exc.code, exc.message)
@@ -302,12 +320,9 @@ def _finish_polled(ctx: Context, c: _Checked) -> None:
 
 
 # --------------------------------------------------------------------------- finish
-def _finish(ctx: Context, job_id: str, results: list[Finished], provider: Provider, *,
-            sources: str, tasks: list[dict[str, Any]] | None = None) -> None:
+def _finish(ctx: Context, job_id: str, tenant_id: str, results: list[Finished], provider: Provider,
+            *, sources: str, tasks: list[dict[str, Any]] | None = None) -> None:
     """Copy every output into our storage, then mark the job COMPLETED."""
-    with ctx.sessions() as session:
-        job = session.get(Job, job_id)
-        tenant_id = job.tenant_id
     stored: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
     for result in results:

@@ -224,3 +224,34 @@ def test_failed_status_checks_in_a_batch_only_touch_their_job(ctx, sim):
     assert [row(ctx, j).status for j in ids[1:]] == ["COMPLETED", "COMPLETED"]
     pipeline.poll(ctx, ids)
     assert row(ctx, ids[0]).status == "COMPLETED"
+
+
+def test_first_check_is_inline_for_an_operation_known_to_be_fast(ctx, sim):
+    httpx.post(f"{sim}/_sim/config", json={"latency_seconds": 0}).raise_for_status()
+    job_id = new_job(ctx)
+    pipeline.start(ctx, job_id)  # unknown operation: an early check message, nothing inline
+    assert row(ctx, job_id).status == "SUBMITTED"
+    assert [m[0] for m in ctx.sent] == [ctx.poll_task]
+    assert poll_until_final(ctx, job_id).status == "COMPLETED"  # done at its first check
+    for _ in range(6):
+        ctx.pacing.observe("bria.generate_image", 0.0)
+    ctx.sent.clear()
+    job_id = new_job(ctx)
+    pipeline.start(ctx, job_id)  # the start task itself checks, finds it done and stores it
+    job = row(ctx, job_id)
+    assert job.status == "COMPLETED" and job.outputs[0]["content_type"] == "image/png"
+    assert ctx.sent == []
+
+
+def test_first_check_of_a_slow_operation_waits_for_its_usual_duration(ctx):
+    for _ in range(40):
+        ctx.pacing.observe("bria.generate_image", 60.0)
+    job_id = new_job(ctx)
+    pipeline.start(ctx, job_id)
+    job = row(ctx, job_id)
+    wait = (job.run_at - job.submitted_at).total_seconds()
+    assert job.status == "SUBMITTED" and 40 < wait <= 45  # ~0.75 × 60 s: the sweeper's due poll
+    assert ctx.sent == []  # no early check message
+    pipeline.poll(ctx, job_id)  # a check anyway (e.g. a duplicate): the next waits as long
+    job = row(ctx, job_id)
+    assert job.status == "SUBMITTED" and (job.run_at - utcnow()).total_seconds() > 40
