@@ -160,12 +160,24 @@ def render_markdown(results: dict[str, Any]) -> tuple[str, list[dict[str, str]]]
             rr = spread([None if x is None else x / interval for x in _col(runs, f"late_{q}_s")])
             t.add(name, f"noticed late {q} (s) after upstream finished", fmt_spread(s, 2),
                   "poll interval at that age", f"{interval:g} s", fmt_spread(rr, 2, "×"))
+        s = spread(_col(runs, "late_max_s"))
+        worst = [x for x in _col(runs, "late_max_s") if x is not None]
+        t.add(name, "noticed late max (s) after upstream finished", fmt_spread(s, 2),
+              "2 poll intervals at that age", f"{2 * interval:g} s", "", f"≤ {2 * interval:g} s",
+              _verdict(bool(worst) and allok and max(worst) <= 2 * interval))
+        within = _col(runs, lambda r: r.get("late_within_2_intervals"))
+        if all(w is not None for w in within):
+            t.add(name, "jobs noticed within 2 poll intervals", " / ".join(f"{w:,}" for w in within)
+                  + f" of {n:,}", "", "", "", "all", _verdict(all(w == n for w in within)))
         for key, label in (("status_rps_mean", "mean over the run"), ("status_rps_peak", "peak 1-s rate")):
             t.add(name, f"upstream status requests/s, {label}", fmt_spread(spread(_col(runs, key)), 1),
                   "jobs in flight / poll interval", _fmt(n / interval, 0))
         for comp in ("worker", "beat", "api"):
             t.add(name, f"peak RSS {comp} (MiB, VmHWM incl. children)",
                   fmt_spread(spread(_col(runs, lambda r, c=comp: r["peak_rss_mib"][c]["total_mib"])), 0))
+        totals = _col(runs, lambda r: sum(r["peak_rss_mib"][c]["total_mib"] for c in ("worker", "beat", "api")))
+        t.add(name, "peak RSS worker + beat + API (MiB, sum of the peaks)", fmt_spread(spread(totals), 0),
+              "", "", "", "< 1,024 MiB", _verdict(max(totals) < 1024 if totals else None))
         notes.append(
             f"In flight: after the last submission the run waits at most (submission time + "
             f"{lat:g} s + {f.get('drain_s', 0):g} s) for every job to finish (and gives up early if no "

@@ -680,6 +680,8 @@ class Bench:
             "window_s": round(window, 1),
             "late_p50_s": _r(percentile(late, 0.5)), "late_p99_s": _r(percentile(late, 0.99)),
             "late_max_s": _r(max(late) if late else None),
+            # noticed within two poll intervals of the upstream finishing (the target)
+            "late_within_2_intervals": sum(1 for x in late if x <= 2 * min(15.0, max(1.0, 0.1 * lat))),
             "polls_per_job_p50": percentile(polls, 0.5),
             "status_requests": stats["status"], "submit_requests": stats["submit"],
             "download_requests": stats["download"],

@@ -162,10 +162,13 @@ def _supervise(commands: list[list[str]]) -> int:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    while all(proc.poll() is None for proc in procs):
-        time.sleep(0.5)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     forward(signal.SIGTERM, None)
     code = 0
     for proc in procs:

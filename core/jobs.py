@@ -17,9 +17,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 
 from core import credits
 from core.models import ACTIVE, Job, JobStatus, Tenant, new_id, utcnow
@@ -56,7 +56,7 @@ def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target:
     row = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_([s.value for s in sources]))
-        .values(status=target.value, updated_at=utcnow(), **values)
+        .values(status=target.value, **{"updated_at": utcnow(), **values})
         .returning(Job.tenant_id, Job.credit_cost)
         .execution_options(synchronize_session=False)
     ).first()
@@ -141,6 +141,30 @@ class Claimed:
     status: str = S.RUNNING.value
 
 
+def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
+          concurrency: Callable[[Tenant], int]) -> Claimed | None:
+    """``claim_start`` in its own transaction. On PostgreSQL the locked part runs server-side
+    (``visiongate_claim``, migration 0006) in autocommit mode, so the tenant's row lock lasts
+    only the database's own work, not this process's time between statements."""
+    with sessions() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            with session.begin():
+                return claim_start(session, job_id, lease_seconds, concurrency)
+        conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        found = session.execute(
+            select(Tenant, Job.provider, Job.operation, Job.params).join(Tenant, Tenant.id == Job.tenant_id)
+            .where(Job.id == job_id, Job.status == S.QUEUED.value)).first()
+        if found is None:
+            return None
+        tenant, provider, operation, params = found
+        attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now)"),
+                               {"job": job_id, "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
+                                "lease": lease_seconds, "now": utcnow()})
+    if attempts is None or attempts < 0:
+        return None
+    return Claimed(job_id, tenant.id, provider, operation, params, attempts)
+
+
 def claim_start(session: Session, job_id: str, lease_seconds: float,
                 concurrency: Callable[[Tenant], int] | None = None) -> Claimed | None:
     """QUEUED → RUNNING if due and the tenant has a free concurrency slot.
@@ -159,12 +183,12 @@ def claim_start(session: Session, job_id: str, lease_seconds: float,
         # KEY UPDATE: it does not block the tenant's job inserts (their foreign key takes FOR KEY
         # SHARE on this row, which FOR UPDATE would block). The count is read by a later
         # statement, so it sees every claim committed while this one waited for the lock.
-        tenant = session.execute(
-            select(Tenant).where(Tenant.id == select(Job.tenant_id).where(Job.id == job_id)
-                                 .scalar_subquery())
-            .with_for_update(key_share=True)).scalar_one_or_none()
-        if tenant is None:
+        found = session.execute(
+            select(Tenant, Job.created_at).join(Job, Job.tenant_id == Tenant.id).where(Job.id == job_id)
+            .with_for_update(of=Tenant, key_share=True)).first()
+        if found is None:
             return None
+        tenant, created_at = found
         cap = concurrency(tenant)
         other = aliased(Job)
         # Counted up to the cap only: a tenant with thousands running costs no more than one
@@ -172,20 +196,25 @@ def claim_start(session: Session, job_id: str, lease_seconds: float,
         running = select(func.count()).select_from(
             select(other.id).where(other.tenant_id == tenant.id, other.status.in_(RUNNING_UPSTREAM))
             .limit(max(0, cap)).subquery()).scalar_subquery()
-        # FIFO: an older job of the tenant that could start now (waiting for a slot, or due and
-        # not yet claimed) goes first; this one waits behind it. Held jobs already released
-        # (published by release_held) are on their way and block nobody: otherwise the jobs
-        # released together would re-hold each other one by one (a batch would crawl).
-        older_waiting = select(other.id).where(
-            other.tenant_id == Job.tenant_id, other.status == S.QUEUED.value,
-            other.created_at < Job.created_at, other.id != Job.id,
-            or_(and_(other.held_at.is_not(None), other.published_at.is_(None)),
-                and_(other.held_at.is_(None), other.run_at <= now))).exists()
+        # FIFO: the older jobs of the tenant that could start now (waiting for a slot, or due
+        # and not yet claimed) have the first claim on the free slots; this one starts only if
+        # a slot is left after them, else it waits behind them. (With slots to spare nobody
+        # waits: jobs claimed side by side must not hold each other back.) Held jobs already
+        # released (published by release_held) are on their way and block nobody: otherwise the
+        # jobs released together would re-hold each other one by one (a batch would crawl).
+        older = aliased(Job)
+        older_waiting = select(func.count()).select_from(
+            select(older.id).where(
+                older.tenant_id == tenant.id, older.status == S.QUEUED.value,
+                older.created_at < created_at, older.id != job_id,
+                or_(and_(older.held_at.is_not(None), older.published_at.is_(None)),
+                    and_(older.held_at.is_(None), older.run_at <= now)))
+            .limit(max(0, cap)).subquery()).scalar_subquery()
         row = session.execute(select(Job.status, Job.run_at, running, older_waiting)
                               .where(Job.id == job_id)).first()
         if row is None or row[0] != S.QUEUED.value or row[1] > now:
             return None
-        if row[2] >= cap or row[3]:
+        if row[2] + row[3] >= cap:
             session.execute(update(Job).where(Job.id == job_id, Job.status == S.QUEUED.value)
                             .values(held_at=func.coalesce(Job.held_at, now), published_at=None)
                             .execution_options(synchronize_session=False))
@@ -273,14 +302,17 @@ async def tenant_job_counts(session: AsyncSession, tenant_id: str) -> dict[str, 
 
 
 def mark_submitted(session: Session, job_id: str, tasks: list[dict[str, Any]],
-                   first_poll_in: float) -> bool:
+                   first_poll_in: float) -> dt.datetime | None:
+    """RUNNING → SUBMITTED; returns the submit time (also its updated_at), None if it moved
+    elsewhere meanwhile."""
     now = utcnow()
     moved = _move(session, job_id, (S.RUNNING,), S.SUBMITTED, upstream_tasks=tasks,
                   submitted_at=now, run_at=now + dt.timedelta(seconds=first_poll_in),
-                  lease_until=None)
-    if moved is not None:
-        _event(session, job_id, "job.started", moved[0])
-    return moved is not None
+                  lease_until=None, updated_at=now)
+    if moved is None:
+        return None
+    _event(session, job_id, "job.started", moved[0])
+    return now
 
 
 def requeue(session: Session, job_id: str, delay: float, *, refund_attempt: bool = False,

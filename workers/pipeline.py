@@ -13,12 +13,13 @@ module never looks at HTTP.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from PIL import Image
 from sqlalchemy import select
@@ -108,20 +109,19 @@ class Context:
 # --------------------------------------------------------------------------- start
 def start(ctx: Context, job_id: str) -> None:
     s = ctx.settings
-    with ctx.sessions.begin() as session:
-        job = jobs.claim_start(session, job_id, s.start_lease_seconds, ctx.concurrency)
-        if job is None:
-            log.info("start %s: not started now (duplicate, not due, or waiting for a slot)", job_id)
-            return
-        op, params, attempts, provider_name = OPERATIONS[job.operation], job.params, job.attempts, job.provider
-        tenant_id = job.tenant_id
-        wait = ctx.throttle.wait_time(session, provider_name, job_id, op.upstream_requests(params)) \
-            if ctx.throttle else None
-        if wait is not None:  # back in line in the same transaction: never counted as upstream
-            log.info("start %s: %s upstream limit reached; retry in %.2fs", job_id, provider_name, wait)
-            jobs.requeue(session, job_id, wait, refund_attempt=True)
-            return
-    _hand_off(ctx, tenant_id)
+    job = jobs.claim(ctx.sessions, job_id, s.start_lease_seconds, ctx.concurrency)
+    if job is None:
+        log.info("start %s: not started now (duplicate, not due, or waiting for a slot)", job_id)
+        return
+    op, params, attempts, provider_name = OPERATIONS[job.operation], job.params, job.attempts, job.provider
+    tenant_id = job.tenant_id
+    if ctx.throttle is not None and ctx.throttle.applies(provider_name):
+        with ctx.sessions.begin() as session:
+            wait = ctx.throttle.wait_time(session, provider_name, job_id, op.upstream_requests(params))
+            if wait is not None:  # back in line, the attempt refunded: never counted as upstream
+                log.info("start %s: %s upstream limit reached; retry in %.2fs", job_id, provider_name, wait)
+                jobs.requeue(session, job_id, wait, refund_attempt=True)
+                return
     provider = ctx.providers[provider_name]
     try:
         # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
@@ -160,11 +160,14 @@ def start(ctx: Context, job_id: str) -> None:
         with ctx.sessions.begin() as session:
             # The sweeper polls at run_at: the first check itself when it is a poll interval or
             # more away, else the safety net of the early check below (lost message, crash).
-            submitted = jobs.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
-        if not submitted:
+            submitted_at = jobs.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
+            released = _held_to_release(ctx, session, tenant_id)
+        _publish_starts(ctx, released)
+        if submitted_at is None:
             return
         if first < INLINE_BELOW:  # this operation is usually done by now: check at once
-            poll(ctx, [job_id])
+            _poll_rows(ctx, [_PollRow(job_id, job.operation, tasks, provider_name, submitted_at,
+                                      submitted_at, 0, tenant_id, submitted_at)])
         elif first < s.poll_interval_seconds:
             try:
                 ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(provider_name), countdown=first)
@@ -172,15 +175,20 @@ def start(ctx: Context, job_id: str) -> None:
                 log.warning("early poll of %s not published; the sweeper will poll it", job_id,
                             exc_info=True)
         return
+    with ctx.sessions.begin() as session:
+        released = _held_to_release(ctx, session, tenant_id)
+    _publish_starts(ctx, released)
     _finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
 
 
-def _hand_off(ctx: Context, tenant_id: str) -> None:
-    """Publish the tenant's next waiting jobs if slots are free. (A job younger than one that
-    was due waits behind it; once that one has started, the younger may go at once rather than
-    at the next sweep.)"""
-    with ctx.sessions.begin() as session:
-        released = jobs.release_held(session, ctx.concurrency, ctx.settings.sweep_batch, tenant_id)
+def _held_to_release(ctx: Context, session: Any, tenant_id: str) -> list[jobs.Due]:
+    """The tenant's next waiting jobs, if slots are free (in the caller's transaction). A job
+    younger than one that was due waits behind it; once that one has started, the younger may go
+    at once rather than at the next sweep."""
+    return jobs.release_held(session, ctx.concurrency, ctx.settings.sweep_batch, tenant_id)
+
+
+def _publish_starts(ctx: Context, released: list[jobs.Due]) -> None:
     for due in released:
         ctx.publish(ctx.start_task, due.id, due.provider)
 
@@ -226,6 +234,24 @@ def poll(ctx: Context, job_ids: str | list[str]) -> None:
             select(Job.id, Job.operation, Job.upstream_tasks, Job.provider, Job.submitted_at,
                    Job.created_at, Job.poll_failures, Job.tenant_id, Job.updated_at)
             .where(Job.id.in_(ids), Job.status == JobStatus.SUBMITTED.value)).all()
+    _poll_rows(ctx, [_PollRow(*r) for r in rows])
+
+
+class _PollRow(NamedTuple):
+    """A SUBMITTED job as a status check needs it (``updated_at``: its last check or submit)."""
+
+    id: str
+    operation: str
+    upstream_tasks: list[dict[str, Any]]
+    provider: str
+    submitted_at: dt.datetime | None
+    created_at: dt.datetime
+    poll_failures: int
+    tenant_id: str
+    updated_at: dt.datetime | None
+
+
+def _poll_rows(ctx: Context, rows: list[_PollRow]) -> None:
     if not rows:
         return
     checked = ctx.map(lambda r: _check(ctx, r), rows)
