@@ -24,7 +24,7 @@ test: install  ## the whole suite against real Postgres, Redis and Celery worker
 test-unit: install  ## unit tests only (no servers; the bench smoke test needs them and is left out)
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit --ignore=tests/unit/test_bench_smoke.py
 
-bench: install  ## benchmarks vs same-run baselines (needs Postgres + Redis; ~65 min); writes bench/results/
+bench: install  ## benchmarks vs same-run baselines (needs Postgres + Redis; ~50 min); writes bench/results/
 	scripts/ensure-services.sh
 	$(PY) -c 'import pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)

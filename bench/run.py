@@ -116,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="lines of the batch scenario's JSONL upload (default 50,000; --quick: 50)")
     p.add_argument("--batch-drain", type=float, default=None,
                    help="seconds allowed for the batch's jobs to complete after it was accepted "
-                        "(default 600; --quick: 60); the report says how many completed")
+                        "(default 300; --quick: 60); the report says how many completed")
     p.add_argument("--batch-repeats", type=int, default=None, help="default: --repeats")
     p.add_argument("--db", default="visiongate_bench", help="database (created and dropped)")
     p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -149,7 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.batch_lines is None:
         args.batch_lines = 50 if args.quick else 50_000
     if args.batch_drain is None:
-        args.batch_drain = 60.0 if args.quick else 600.0
+        args.batch_drain = 60.0 if args.quick else 300.0
     if args.batch_lines < 1 or args.batch_drain <= 0:
         p.error("--batch-lines must be ≥ 1 and --batch-drain > 0")
     return args

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,28 +141,50 @@ class Claimed:
     status: str = S.RUNNING.value
 
 
+class ClaimGuard(Protocol):
+    """A check between claiming a job and sending it upstream (the worker's upstream limits)."""
+
+    def needed(self, provider: str) -> bool: ...  # does this provider have one at all
+
+    def with_claim(self, provider: str) -> bool: ...  # must it run in the claim's transaction
+
+    def turn_back(self, session: Session, job: Claimed) -> bool: ...  # True: requeued, do not go
+
+
 def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
-          concurrency: Callable[[Tenant], int]) -> Claimed | None:
-    """``claim_start`` in its own transaction. On PostgreSQL the locked part runs server-side
-    (``visiongate_claim``, migration 0006) in autocommit mode, so the tenant's row lock lasts
-    only the database's own work, not this process's time between statements."""
+          concurrency: Callable[[Tenant], int], guard: ClaimGuard | None = None) -> Claimed | None:
+    """``claim_start`` in its own transaction, then ``guard``. On PostgreSQL the locked part runs
+    server-side (``visiongate_claim``, migration 0006) in autocommit mode, so the tenant's row
+    lock lasts only the database's own work, not this process's time between statements."""
     with sessions() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            with session.begin():
-                return claim_start(session, job_id, lease_seconds, concurrency)
-        conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        found = session.execute(
-            select(Tenant, Job.provider, Job.operation, Job.params).join(Tenant, Tenant.id == Job.tenant_id)
-            .where(Job.id == job_id, Job.status == S.QUEUED.value)).first()
-        if found is None:
-            return None
-        tenant, provider, operation, params = found
-        attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now)"),
-                               {"job": job_id, "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
-                                "lease": lease_seconds, "now": utcnow()})
-    if attempts is None or attempts < 0:
-        return None
-    return Claimed(job_id, tenant.id, provider, operation, params, attempts)
+        fast = session.get_bind().dialect.name == "postgresql"
+        if fast:
+            conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            found = session.execute(
+                select(Tenant, Job.provider, Job.operation, Job.params)
+                .join(Tenant, Tenant.id == Job.tenant_id)
+                .where(Job.id == job_id, Job.status == S.QUEUED.value)).first()
+            if found is None:
+                return None
+            tenant, provider, operation, params = found
+            fast = guard is None or not (guard.needed(provider) and guard.with_claim(provider))
+        if fast:
+            attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now)"),
+                                   {"job": job_id, "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
+                                    "lease": lease_seconds, "now": utcnow()})
+            if attempts is None or attempts < 0:
+                return None
+            job = Claimed(job_id, tenant.id, provider, operation, params, attempts)
+            if guard is None or not guard.needed(provider):
+                return job
+    if not fast:  # SQLite, or a guard that belongs in the claim's transaction
+        with sessions.begin() as session:
+            job = claim_start(session, job_id, lease_seconds, concurrency)
+            if job is None or guard is None or not guard.needed(job.provider):
+                return job
+            return None if guard.turn_back(session, job) else job
+    with sessions.begin() as session:  # a guard that needs no lock (requests per minute)
+        return None if guard.turn_back(session, job) else job
 
 
 def claim_start(session: Session, job_id: str, lease_seconds: float,

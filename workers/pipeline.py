@@ -109,19 +109,11 @@ class Context:
 # --------------------------------------------------------------------------- start
 def start(ctx: Context, job_id: str) -> None:
     s = ctx.settings
-    job = jobs.claim(ctx.sessions, job_id, s.start_lease_seconds, ctx.concurrency)
+    job = _claim(ctx, job_id)
     if job is None:
-        log.info("start %s: not started now (duplicate, not due, or waiting for a slot)", job_id)
         return
     op, params, attempts, provider_name = OPERATIONS[job.operation], job.params, job.attempts, job.provider
     tenant_id = job.tenant_id
-    if ctx.throttle is not None and ctx.throttle.applies(provider_name):
-        with ctx.sessions.begin() as session:
-            wait = ctx.throttle.wait_time(session, provider_name, job_id, op.upstream_requests(params))
-            if wait is not None:  # back in line, the attempt refunded: never counted as upstream
-                log.info("start %s: %s upstream limit reached; retry in %.2fs", job_id, provider_name, wait)
-                jobs.requeue(session, job_id, wait, refund_attempt=True)
-                return
     provider = ctx.providers[provider_name]
     try:
         # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
@@ -179,6 +171,40 @@ def start(ctx: Context, job_id: str) -> None:
         released = _held_to_release(ctx, session, tenant_id)
     _publish_starts(ctx, released)
     _finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
+
+
+def _claim(ctx: Context, job_id: str) -> jobs.Claimed | None:
+    """Claim the job within the tenant's and our upstream limits; None: nothing to do now."""
+    job = jobs.claim(ctx.sessions, job_id, ctx.settings.start_lease_seconds, ctx.concurrency,
+                     guard=_UpstreamGuard(ctx.throttle) if ctx.throttle is not None else None)
+    if job is None:
+        log.info("start %s: not started now (duplicate, not due, waiting for a slot, or an "
+                 "upstream limit)", job_id)
+    return job
+
+
+@dataclass
+class _UpstreamGuard:
+    """Our limits per provider (``VISIONGATE_UPSTREAM_LIMITS``) as a claim guard."""
+
+    throttle: Throttle
+
+    def needed(self, provider: str) -> bool:
+        return self.throttle.applies(provider)
+
+    def with_claim(self, provider: str) -> bool:
+        # A cap on tasks upstream counts RUNNING jobs: checked in the claiming transaction, so
+        # a job it turns back was never visible as running.
+        return self.throttle.counts_running(provider)
+
+    def turn_back(self, session: Any, job: jobs.Claimed) -> bool:
+        wait = self.throttle.wait_time(session, job.provider, job.id,
+                                       OPERATIONS[job.operation].upstream_requests(job.params))
+        if wait is None:
+            return False
+        log.info("start %s: %s upstream limit reached; retry in %.2fs", job.id, job.provider, wait)
+        jobs.requeue(session, job.id, wait, refund_attempt=True)  # the attempt was not spent
+        return True
 
 
 def _held_to_release(ctx: Context, session: Any, tenant_id: str) -> list[jobs.Due]:

@@ -34,15 +34,19 @@ class Throttle:
         """Whether ``provider`` has a limit of ours at all (no limit: no check, no transaction)."""
         return any(value is not None for value in (self.limits.get(provider) or {}).values())
 
+    def counts_running(self, provider: str) -> bool:
+        """Whether ``provider`` has a cap on tasks upstream at once: its check must run in the
+        transaction that claims the job (so a job it turns back was never counted as running)."""
+        return (self.limits.get(provider) or {}).get("concurrency") is not None
+
     def wait_time(self, session: Session, provider: str, job_id: str, requests: int) -> float | None:
         """None if the job may go upstream now, else how long to wait before trying again."""
         conf = self.limits.get(provider) or {}
         cap = conf.get("concurrency")
         if cap is not None:
             if session.bind.dialect.name == "postgresql":
-                # Serialise the count-then-go of this provider's jobs across workers. The job
-                # is already RUNNING (claimed) and excluded here, so two starts checking side by
-                # side can only count each other: the cap is never exceeded (at worst both wait).
+                # Serialise the count-then-start of this provider's jobs across workers until
+                # the claiming transaction commits (then the new RUNNING row is counted).
                 session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                                 {"k": f"visiongate:upstream:{provider}"})
             running = session.scalar(select(func.count()).select_from(Job).where(
