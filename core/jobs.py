@@ -126,6 +126,12 @@ async def get_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | N
 
 # --------------------------------------------------------------------------- worker side (sync)
 RUNNING_UPSTREAM = (S.RUNNING.value, S.SUBMITTED.value)
+# The order rule of a claim (older startable jobs of the tenant have the first claim on free
+# slots) is checked when at most this many slots are free, so a claim reads at most this many
+# older jobs. Every plan's default cap is below it, so for them the order is exact; a tenant
+# with more free slots than this starts jobs without looking at older ones (at worst an older
+# job then finds the slots taken and waits in line for the next free one).
+FIFO_WINDOW = 500
 
 
 @dataclass(frozen=True)
@@ -169,9 +175,9 @@ def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
             tenant, provider, operation, params = found
             fast = guard is None or not (guard.needed(provider) and guard.with_claim(provider))
         if fast:
-            attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now)"),
+            attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now, :window)"),
                                    {"job": job_id, "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
-                                    "lease": lease_seconds, "now": utcnow()})
+                                    "lease": lease_seconds, "now": utcnow(), "window": FIFO_WINDOW})
             if attempts is None or attempts < 0:
                 return None
             job = Claimed(job_id, tenant.id, provider, operation, params, attempts)
@@ -196,8 +202,9 @@ def claim_start(session: Session, job_id: str, lease_seconds: float,
     (stays QUEUED, ``held_at`` set) and ``release_held`` publishes it again, oldest first, when
     a slot frees. A job never overtakes an older held job of the same tenant.
 
-    Three statements with a cap (lock the tenant, read the job with its tenant's counts, move),
-    one without; the request's params (possibly MB of base64) are read once, by the move.
+    With a cap: lock the tenant, read the job with its running count, count the older startable
+    jobs (only when at most ``FIFO_WINDOW`` slots are free), move; without: the move alone. The
+    request's params (possibly MB of base64) are read once, by the move.
     """
     now = utcnow()
     if concurrency is not None:
@@ -218,25 +225,27 @@ def claim_start(session: Session, job_id: str, lease_seconds: float,
         running = select(func.count()).select_from(
             select(other.id).where(other.tenant_id == tenant.id, other.status.in_(RUNNING_UPSTREAM))
             .limit(max(0, cap)).subquery()).scalar_subquery()
+        row = session.execute(select(Job.status, Job.run_at, running).where(Job.id == job_id)).first()
+        if row is None or row[0] != S.QUEUED.value or row[1] > now:
+            return None
+        free = cap - row[2]
         # FIFO: the older jobs of the tenant that could start now (waiting for a slot, or due
         # and not yet claimed) have the first claim on the free slots; this one starts only if
         # a slot is left after them, else it waits behind them. (With slots to spare nobody
         # waits: jobs claimed side by side must not hold each other back.) Held jobs already
         # released (published by release_held) are on their way and block nobody: otherwise the
         # jobs released together would re-hold each other one by one (a batch would crawl).
-        older = aliased(Job)
-        older_waiting = select(func.count()).select_from(
-            select(older.id).where(
-                older.tenant_id == tenant.id, older.status == S.QUEUED.value,
-                older.created_at < created_at, older.id != job_id,
-                or_(and_(older.held_at.is_not(None), older.published_at.is_(None)),
-                    and_(older.held_at.is_(None), older.run_at <= now)))
-            .limit(max(0, cap)).subquery()).scalar_subquery()
-        row = session.execute(select(Job.status, Job.run_at, running, older_waiting)
-                              .where(Job.id == job_id)).first()
-        if row is None or row[0] != S.QUEUED.value or row[1] > now:
-            return None
-        if row[2] + row[3] >= cap:
+        older_waiting = 0
+        if 0 < free <= FIFO_WINDOW:
+            older = aliased(Job)
+            older_waiting = session.scalar(select(func.count()).select_from(
+                select(older.id).where(
+                    older.tenant_id == tenant.id, older.status == S.QUEUED.value,
+                    older.created_at < created_at, older.id != job_id,
+                    or_(and_(older.held_at.is_not(None), older.published_at.is_(None)),
+                        and_(older.held_at.is_(None), older.run_at <= now)))
+                .limit(free).subquery()))
+        if free <= 0 or older_waiting >= free:
             session.execute(update(Job).where(Job.id == job_id, Job.status == S.QUEUED.value)
                             .values(held_at=func.coalesce(Job.held_at, now), published_at=None)
                             .execution_options(synchronize_session=False))

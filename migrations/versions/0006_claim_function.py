@@ -7,6 +7,11 @@ tenant waits that long, which capped a tenant at a few dozen job starts per seco
 workers ran. Inside one function called in autocommit mode the lock lasts only the database's
 own work. The rules are those of ``core.jobs.claim_start`` (which SQLite still runs in Python).
 
+The order rule (older startable jobs first) is checked when at most ``p_fifo_window`` slots are
+free (``core.jobs.FIFO_WINDOW``); with more free slots than that a job starts without counting
+the older ones, so a claim never reads more than that many of them (a 50,000-job batch would
+otherwise make every claim count its whole backlog).
+
 Returns the job's new attempt count when it was claimed, -1 when it must wait for a slot (it is
 then held), NULL when there is nothing to do (not QUEUED, not due, or claimed by another).
 
@@ -23,7 +28,7 @@ depends_on = None
 
 CLAIM = """
 CREATE OR REPLACE FUNCTION visiongate_claim(p_job varchar, p_cap integer, p_lease double precision,
-                                            p_now timestamptz)
+                                            p_now timestamptz, p_fifo_window integer)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_tenant varchar;
@@ -32,6 +37,7 @@ DECLARE
     v_created timestamptz;
     v_running integer;
     v_older integer;
+    v_free integer;
     v_attempts integer;
 BEGIN
     SELECT tenant_id INTO v_tenant FROM jobs WHERE id = p_job;
@@ -48,13 +54,19 @@ BEGIN
     SELECT count(*) INTO v_running FROM (
         SELECT 1 FROM jobs WHERE tenant_id = v_tenant AND status IN ('RUNNING', 'SUBMITTED')
         LIMIT p_cap) AS running;
-    -- Older jobs that could start now have the first claim on the free slots.
-    SELECT count(*) INTO v_older FROM (
-        SELECT 1 FROM jobs WHERE tenant_id = v_tenant AND status = 'QUEUED' AND id <> p_job
-          AND created_at < v_created
-          AND ((held_at IS NOT NULL AND published_at IS NULL) OR (held_at IS NULL AND run_at <= p_now))
-        LIMIT p_cap) AS older;
-    IF v_running + v_older >= p_cap THEN
+    v_free := p_cap - v_running;
+    IF v_free > 0 AND v_free <= p_fifo_window THEN
+        -- Older jobs that could start now have the first claim on the free slots (counted up
+        -- to the number of free slots: only "are there at least that many" matters).
+        SELECT count(*) INTO v_older FROM (
+            SELECT 1 FROM jobs WHERE tenant_id = v_tenant AND status = 'QUEUED' AND id <> p_job
+              AND created_at < v_created
+              AND ((held_at IS NOT NULL AND published_at IS NULL) OR (held_at IS NULL AND run_at <= p_now))
+            LIMIT v_free) AS older;
+    ELSE
+        v_older := 0;
+    END IF;
+    IF v_free <= 0 OR v_older >= v_free THEN
         UPDATE jobs SET held_at = coalesce(held_at, p_now), published_at = NULL
          WHERE id = p_job AND status = 'QUEUED';
         RETURN -1;
@@ -77,4 +89,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
-        op.execute('DROP FUNCTION IF EXISTS visiongate_claim(varchar, integer, double precision, timestamptz)')
+        op.execute('DROP FUNCTION IF EXISTS visiongate_claim(varchar, integer, double precision, timestamptz, integer)')
