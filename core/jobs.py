@@ -266,44 +266,54 @@ def claim_start(session: Session, job_id: str, lease_seconds: float,
 def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: int,
                  tenant_id: str | None = None, stale_after: float = 600.0) -> list[Due]:
     """Publishable held jobs: per tenant (or just ``tenant_id``), the oldest that fit the free
-    slots. Run by the sweeper, and right after a job of the tenant starts or ends."""
+    slots. Run by the sweeper, and right after a job of the tenant starts or ends.
+
+    A held job is publishable when it was never released, or released longer than
+    ``stale_after`` ago and still not claimed (its message was lost). Most calls find none (no
+    waiting line, or a line whose jobs are all released and on their way: a big batch with
+    slots to spare), which costs two index probes and nothing else."""
+    stale = utcnow() - dt.timedelta(seconds=stale_after)
     if tenant_id is not None:
-        # After every start and finish: most tenants have no waiting line at all (one probe of
-        # the partial index on held jobs, instead of the three queries below).
-        waiting = session.scalar(select(Job.id).where(
-            Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None)).limit(1))
-        tenants = [tenant_id] if waiting is not None else []
+        tenants = [tenant_id]
     else:  # one index probe per tenant, not a scan of every waiting job
         tenants = session.scalars(select(Tenant.id).where(
             select(Job.id).where(Job.tenant_id == Tenant.id, Job.status == S.QUEUED.value,
                                  Job.held_at.is_not(None)).exists()).limit(limit)).all()
     released: list[Due] = []
     for tenant_id in tenants:
+        if not _publishable(session, tenant_id, stale, 1):
+            continue
         tenant = session.get(Tenant, tenant_id)
-        running = session.scalar(select(func.count()).select_from(Job).where(
-            Job.tenant_id == tenant_id, Job.status.in_(RUNNING_UPSTREAM)))
+        cap = concurrency(tenant)
+        running = session.scalar(select(func.count()).select_from(
+            select(Job.id).where(Job.tenant_id == tenant_id, Job.status.in_(RUNNING_UPSTREAM))
+            .limit(max(0, cap)).subquery()))
         # Released earlier but not claimed yet: their slots are spoken for (without this every
         # sweep would publish another `free` messages, flooding the queue with a big backlog).
-        # Released longer ago than `stale_after` and still unclaimed: the message was lost;
-        # they are released again.
-        stale = utcnow() - dt.timedelta(seconds=stale_after)
-        released_before = session.scalar(select(func.count()).select_from(Job).where(
-            Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None),
-            Job.published_at >= stale))
-        free = concurrency(tenant) - running - released_before
+        released_before = session.scalar(select(func.count()).select_from(
+            select(Job.id).where(Job.tenant_id == tenant_id, Job.status == S.QUEUED.value,
+                                 Job.held_at.is_not(None), Job.published_at >= stale)
+            .limit(max(0, cap)).subquery()))
+        free = cap - running - released_before
         if free <= 0:
             continue
-        ids = session.scalars(select(Job.id).where(
-            Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None),
-            or_(Job.published_at.is_(None), Job.published_at < stale))
-            .order_by(Job.created_at).limit(free)).all()
-        if not ids:
-            continue
+        ids = _publishable(session, tenant_id, stale, min(free, limit))
         rows = session.execute(update(Job).where(Job.id.in_(ids), Job.status == S.QUEUED.value)
                                .values(published_at=utcnow()).returning(Job.id, Job.provider)
                                .execution_options(synchronize_session=False)).all()
         released += [Due(r[0], r[1]) for r in rows]
     return released
+
+
+def _publishable(session: Session, tenant_id: str, stale: dt.datetime, n: int) -> list[str]:
+    """The tenant's ``n`` oldest held jobs that were never released or whose release went stale
+    (two index range scans: ix_jobs_held_unreleased, ix_jobs_held_published)."""
+    held = (Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None))
+    found = session.execute(select(Job.id, Job.created_at).where(*held, Job.published_at.is_(None))
+                            .order_by(Job.created_at).limit(n)).all()
+    found += session.execute(select(Job.id, Job.created_at).where(*held, Job.published_at < stale)
+                             .order_by(Job.created_at).limit(n)).all()
+    return [row[0] for row in sorted(found, key=lambda row: row[1])[:n]]
 
 
 async def queue_position(session: AsyncSession, job: Job) -> int | None:
