@@ -163,8 +163,8 @@ def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
     server-side (``visiongate_claim``, migration 0006) in autocommit mode, so the tenant's row
     lock lasts only the database's own work, not this process's time between statements."""
     with sessions() as session:
-        fast = session.get_bind().dialect.name == "postgresql"
-        if fast:
+        server_side = session.get_bind().dialect.name == "postgresql"
+        if server_side:
             conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             found = session.execute(
                 select(Tenant, Job.provider, Job.operation, Job.params)
@@ -173,22 +173,23 @@ def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
             if found is None:
                 return None
             tenant, provider, operation, params = found
-            fast = guard is None or not (guard.needed(provider) and guard.with_claim(provider))
-        if fast:
+            # A guard that counts running jobs belongs in the claim's transaction.
+            server_side = guard is None or not (guard.needed(provider) and guard.with_claim(provider))
+        if server_side:
             attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now, :window)"),
                                    {"job": job_id, "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
                                     "lease": lease_seconds, "now": utcnow(), "window": FIFO_WINDOW})
-            if attempts is None or attempts < 0:
-                return None
-            job = Claimed(job_id, tenant.id, provider, operation, params, attempts)
-            if guard is None or not guard.needed(provider):
-                return job
-    if not fast:  # SQLite, or a guard that belongs in the claim's transaction
+    if not server_side:  # SQLite, or a guard that must run in the claim's transaction
         with sessions.begin() as session:
             job = claim_start(session, job_id, lease_seconds, concurrency)
             if job is None or guard is None or not guard.needed(job.provider):
                 return job
             return None if guard.turn_back(session, job) else job
+    if attempts is None or attempts < 0:
+        return None
+    job = Claimed(job_id, tenant.id, provider, operation, params, attempts)
+    if guard is None or not guard.needed(provider):
+        return job
     with sessions.begin() as session:  # a guard that needs no lock (requests per minute)
         return None if guard.turn_back(session, job) else job
 

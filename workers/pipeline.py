@@ -296,9 +296,11 @@ def _poll_rows(ctx: Context, rows: list[_PollRow]) -> None:
         ctx.map(lambda c: _finish_polled(ctx, c), finishing)
 
 
-def _check(ctx: Context, row: Any) -> _Checked:
+def _check(ctx: Context, row: _PollRow) -> _Checked:
     s = ctx.settings
-    job_id, operation, tasks, provider_name, submitted_at, created_at, poll_failures, _, checked_at = row
+    job_id, operation, tasks, provider_name = row.id, row.operation, row.upstream_tasks, row.provider
+    submitted_at, created_at, poll_failures = row.submitted_at, row.created_at, row.poll_failures
+    checked_at = row.updated_at  # the submit, or the last check that found it running
     op, tasks, provider = OPERATIONS[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
     progress: list[float] = []
     try:
