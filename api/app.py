@@ -17,8 +17,9 @@ from api.routes.operations import build_router, form_paths
 from core.db import async_session_factory, make_async_engine
 from core.intake import GroupWriter
 from core.notify import Waiters
-from core.ratelimit import MemoryLimiter, RedisLimiter
+from core.ratelimit import LeasedLimiter, MemoryLimiter, RedisLimiter
 from core.settings import Settings, get_settings
+from core.statuscache import StatusCache
 from core.storage import LocalStorage
 
 log = logging.getLogger("visiongate.api")
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis_client = None
         if settings.notify_redis_url:
             redis_client = aioredis.Redis.from_url(settings.notify_redis_url)
-            app.state.limiter = RedisLimiter(redis_client)
+            app.state.limiter = LeasedLimiter(RedisLimiter(redis_client))
         else:
             app.state.limiter = MemoryLimiter()  # embedded mode: one API process
         broker_redis = None
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.log = log
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.storage = LocalStorage(settings.results_path)
-    app.state.waiters = Waiters(settings.notify_redis_url)
+    app.state.status_cache = StatusCache(settings.status_cache_seconds)
+    app.state.waiters = Waiters(settings.notify_redis_url, listeners=[app.state.status_cache])
 
     from workers.app import celery_app
 
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.check_broker = check_broker
 
     errors.install(app)
+    app.add_middleware(status.StatusFastPath)
     app.add_middleware(IntakeMiddleware, max_body_bytes=settings.max_body_bytes,
                        path_limits={"/api/v1/batches": settings.batch_max_bytes}, form_paths=form_paths())
     app.add_middleware(RateLimitHeaders)

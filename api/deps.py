@@ -20,7 +20,9 @@ from core.tenants import Principal, authenticate, hash_key
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hand-off per request for a one-line lookup.
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -74,7 +76,7 @@ async def get_principal(request: Request, key: Annotated[str | None, Security(ap
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def base_url(request: Request) -> str:
+async def base_url(request: Request) -> str:
     configured = request.app.state.settings.public_base_url
     return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
 

@@ -12,13 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable, Protocol
 
 import redis
 import redis.asyncio as aioredis
 
 CHANNEL = "visiongate:jobs:finished"
+ALL = "*"  # "many jobs changed": listeners drop everything they hold about unfinished jobs
 log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    def finished(self, job_id: str) -> None: ...
+
+    def set_live(self, live: bool) -> None: ...
 
 
 class Notifier:
@@ -28,6 +35,7 @@ class Notifier:
         self._client = redis.Redis.from_url(redis_url) if redis_url else None
 
     def job_finished(self, job_id: str) -> None:
+        """``job_id`` reached a final state (``ALL``: several jobs did)."""
         if self._client is None:
             return
         try:
@@ -37,12 +45,16 @@ class Notifier:
 
 
 class Waiters:
-    """API side: wait until a job is final, or a deadline passes."""
+    """API side: wait until a job is final, or a deadline passes; and tell ``listeners`` (the
+    status cache) about every finish and about the subscription going up or down."""
 
-    def __init__(self, redis_url: str, db_interval: float = 0.25, fallback_interval: float = 2.0):
+    def __init__(self, redis_url: str, db_interval: float = 0.25, fallback_interval: float = 2.0,
+                 listeners: Iterable[Listener] = ()):
         self._url = redis_url
         self._events: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task | None = None
+        self._listeners = list(listeners)
+        self._publisher: aioredis.Redis | None = None
         # With pub/sub the DB is re-checked rarely; without it, often.
         self._interval = fallback_interval if redis_url else db_interval
 
@@ -56,6 +68,32 @@ class Waiters:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._publisher is not None:
+            await self._publisher.aclose()
+            self._publisher = None
+
+    async def announce(self, job_id: str) -> None:
+        """Publish a change from the API side (``ALL``: many jobs at once, e.g. a batch
+        cancelled) so every API process hears it; without Redis only this process exists."""
+        if not self._url:
+            self._dispatch(job_id)
+            return
+        if self._publisher is None:
+            self._publisher = aioredis.Redis.from_url(self._url)
+        try:
+            await self._publisher.publish(CHANNEL, job_id)
+        except redis.RedisError:  # the listeners' short TTL bounds what a lost message costs
+            log.warning("could not publish a change of job %s", job_id, exc_info=True)
+
+    def _dispatch(self, job_id: str) -> None:
+        for listener in self._listeners:
+            listener.finished(job_id)
+        for event in self._events.get(job_id, ()):
+            event.set()
+
+    def _set_live(self, live: bool) -> None:
+        for listener in self._listeners:
+            listener.set_live(live)
 
     async def _listen(self) -> None:
         while True:
@@ -64,17 +102,19 @@ class Waiters:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        job_id = message["data"].decode()
-                        for event in self._events.get(job_id, ()):
-                            event.set()
+                        kind = message.get("type")
+                        if kind == "subscribe":
+                            self._set_live(True)
+                        elif kind == "message":
+                            self._dispatch(message["data"].decode())
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis restarted or unreachable: waiters fall back to the DB
+                self._set_live(False)
                 log.warning("job-finished listener lost Redis; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
             finally:
+                self._set_live(False)
                 await client.aclose()
 
     async def wait(self, job_id: str, timeout: float,

@@ -14,6 +14,7 @@ fields need (remaining, seconds until a slot frees) come out of the same call.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import math
 import threading
@@ -49,6 +50,39 @@ if oldest[2] then
   reset = tonumber(oldest[2]) + window - now
 end
 return {admitted, used, reset}
+"""
+
+# A lease: like the script above, but grants up to ARGV[4] slots (at least 1), and first gives
+# back the unused slots of this process's previous lease (members ARGV[5]:ARGV[6]…ARGV[7]).
+# Returns {granted, used, ms until the oldest counted request leaves the window}.
+LEASE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local quota = tonumber(ARGV[2])
+if ARGV[5] ~= '' then
+  for i = tonumber(ARGV[6]), tonumber(ARGV[7]) do
+    redis.call('ZREM', KEYS[1], ARGV[5] .. ':' .. i)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local granted = math.min(tonumber(ARGV[4]), quota - used)
+if granted < 1 then
+  granted = 0
+else
+  for i = 1, granted do
+    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+  end
+  used = used + granted
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+local reset = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then
+  reset = tonumber(oldest[2]) + window - now
+end
+return {granted, used, reset}
 """
 
 # Read-only: how much of the window is used (for the account view).
@@ -94,6 +128,7 @@ class RedisLimiter:
         self._client = client
         self._prefix = prefix
         self._hit = client.register_script(SLIDING_WINDOW_LUA)
+        self._lease = client.register_script(LEASE_LUA)
         self._peek = client.register_script(PEEK_LUA)
 
     async def hit(self, key: str, quota: int, window: int, weight: int = 1) -> Decision:
@@ -101,8 +136,112 @@ class RedisLimiter:
             keys=[self._prefix + key], args=[window * 1000, quota, uuid.uuid4().hex, weight])
         return _decision(admitted, used, reset, quota, window)
 
+    async def lease(self, key: str, quota: int, window: int, size: int, member: str,
+                    give_back: tuple[str, int, int] | None = None) -> tuple[int, int, float]:
+        """Up to ``size`` slots as members ``member:1…``; returns (granted, used, reset ms)."""
+        back = give_back or ("", 0, 0)
+        granted, used, reset = await self._lease(
+            keys=[self._prefix + key], args=[window * 1000, quota, member, size, *back])
+        return int(granted), int(used), float(reset)
+
     async def used(self, key: str, window: int) -> int:
         return int(await self._peek(keys=[self._prefix + key], args=[window * 1000]))
+
+
+@dataclass
+class _Lease:
+    quota: int
+    member: str
+    granted: int
+    used: int          # the window's count in Redis right after the grant (the whole lease)
+    reset_at: float    # monotonic time the window's oldest counted request leaves it
+    started: float
+    until: float
+    taken: int = 0
+    hits: int = 0      # requests of this key here since the lease began (sizes the next one)
+
+
+class LeasedLimiter:
+    """The Redis limiter with the round trip taken off busy keys.
+
+    A key that sees many requests in this process (a client polling its jobs' status, a burst
+    of submissions) takes its admissions from Redis in small leases: one script call reserves
+    as many slots as the key used here in the last ``period`` seconds (at most ``quota //
+    share``), the requests of the next ``period`` are admitted from the lease in memory, and the
+    next lease gives back what this one did not use. The count in Redis never exceeds the
+    quota (a lease is granted only from free slots, partly if need be), so N processes together
+    still admit at most ``quota`` per window; what leases change is timing: a slot counts from
+    the moment it was leased, up to ``period`` early, and a process may hold up to one lease of
+    slots that another process cannot use until it is given back or expires. Quotas below
+    ``2 × share`` (the Free and Starter plans' 10 and 60 per minute) and weighted hits skip
+    leases: every request asks Redis, exactly as ``RedisLimiter``.
+    """
+
+    def __init__(self, inner: RedisLimiter, period: float = 0.2, share: int = 50):
+        self.inner = inner
+        self.period = period
+        self.share = share
+        self._leases: dict[str, _Lease] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def hit(self, key: str, quota: int, window: int, weight: int = 1) -> Decision:
+        if weight != 1 or quota // self.share < 2:
+            return await self.inner.hit(key, quota, window, weight)
+        lease = self._take(key, quota)
+        if lease is not None:
+            return self._admitted(lease, window)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:  # one lease request per key at a time; the others wait and share it
+            lease = self._take(key, quota)
+            if lease is not None:
+                return self._admitted(lease, window)
+            return await self._renew(key, quota, window)
+
+    def _take(self, key: str, quota: int) -> _Lease | None:
+        lease = self._leases.get(key)
+        if lease is None or lease.quota != quota:
+            return None
+        lease.hits += 1
+        if lease.taken >= lease.granted or time.monotonic() >= lease.until:
+            lease.hits -= 1  # counted again by the renewal's own take
+            return None
+        lease.taken += 1
+        return lease
+
+    def _admitted(self, lease: _Lease, window: int) -> Decision:
+        remaining = lease.quota - lease.used + lease.granted - lease.taken
+        return Decision(True, lease.quota, window, max(0, remaining),
+                        max(0.0, lease.reset_at - time.monotonic()))
+
+    async def _renew(self, key: str, quota: int, window: int) -> Decision:
+        now = time.monotonic()
+        old = self._leases.pop(key, None)
+        give_back, size = None, 1
+        if old is not None and old.quota == quota:
+            if old.taken < old.granted:
+                give_back = (old.member, old.taken + 1, old.granted)
+            rate = (old.hits + 1) / max(now - old.started, self.period / 4)
+            size = max(1, min(math.ceil(rate * self.period), quota // self.share))
+        member = uuid.uuid4().hex
+        granted, used, reset_ms = await self.inner.lease(key, quota, window, size, member, give_back)
+        if granted < 1:
+            return _decision(0, used, reset_ms, quota, window)
+        now = time.monotonic()
+        lease = _Lease(quota, member, granted, used, now + (reset_ms / 1000 if used else 0.0),
+                       started=now, until=now + self.period, taken=1, hits=1)
+        if len(self._leases) >= 10_000:
+            # Leases are short-lived; the slots of a dropped one just age out of the window.
+            self._leases.clear()
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+        self._leases[key] = lease
+        return self._admitted(lease, window)
+
+    async def used(self, key: str, window: int) -> int:
+        lease = self._leases.get(key)
+        unused = lease.granted - lease.taken if lease is not None else 0
+        return max(0, await self.inner.used(key, window) - unused)
 
 
 class SyncRedisLimiter:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, alias="VISIONGATE_MAX_BODY_BYTES")
     sync_deadline_seconds: float = Field(60.0, alias="VISIONGATE_SYNC_DEADLINE_SECONDS")
     auth_cache_seconds: float = Field(10.0, alias="VISIONGATE_AUTH_CACHE_SECONDS")
+    # Status reads: how long an API process may answer from memory for an unfinished job whose
+    # finish notification was lost (finishes are announced; 0 = always read the database).
+    status_cache_seconds: float = Field(5.0, alias="VISIONGATE_STATUS_CACHE_SECONDS")
 
     # Results
     url_ttl_seconds: int = Field(3600, alias="VISIONGATE_URL_TTL_SECONDS")

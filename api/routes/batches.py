@@ -16,6 +16,7 @@ from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, Setti
 from api.errors import ApiError
 from core import batches
 from core.credits import InsufficientCredits
+from core.notify import ALL
 from providers.base import InvalidRequest
 
 router = APIRouter(tags=["Batches"])
@@ -237,7 +238,7 @@ async def batch_errors(batch_id: str, principal: ReadLimited, session: SessionDe
 
 @router.post("/api/v1/batches/{batch_id}/cancel", summary="Cancel Batch")
 async def cancel_batch(batch_id: str, principal: EndpointLimited, session: SessionDep, settings: SettingsDep,
-                       base: BaseUrlDep) -> JSONResponse:
+                       base: BaseUrlDep, request: Request) -> JSONResponse:
     """Cancel the jobs that have not started (their credits are released); jobs already running
     upstream finish, and every finished job's result stays in `results`. The batch is
     `cancelling` until its last running job ends, then `cancelled`. Idempotent."""
@@ -249,4 +250,6 @@ async def cancel_batch(batch_id: str, principal: EndpointLimited, session: Sessi
 
     cancelled, doc = await session.run_sync(run)
     await session.commit()
+    if cancelled:  # status reads of the cancelled jobs must not answer from memory
+        await request.app.state.waiters.announce(ALL)
     return _ok({**doc, "jobs_cancelled": cancelled})

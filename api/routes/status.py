@@ -1,17 +1,32 @@
-"""Status reads: Bria's ``GET /api/v1/bria/status/{task_id}`` and the generic job view."""
+"""Status reads: Bria's ``GET /api/v1/bria/status/{task_id}`` and the generic job view.
 
+The Bria status read is what polling clients call over and over, so it has a fast path
+(``StatusFastPath``): a plain ASGI layer that answers a read when everything is already known
+(the key is in the auth cache, the job in the status cache or one database read away, the rate
+limiter admits it) without FastAPI's routing and dependency solving, and hands every other
+request (unknown key, unknown or foreign job, a 429, any error) to the route below, which
+answers it with the full checks and the usual error shapes. Both produce the same document
+with the same headers.
+"""
+
+import json
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.requests import Request
 
 from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep
 from api.errors import ApiError
 from core import jobs
 from core.models import Job
+from core.plans import WINDOW_SECONDS
 from core.results import job_document, status_document
+from core.statuscache import StatusCache, StatusEntry
+from core.tenants import hash_key
 
 router = APIRouter()
+BRIA_STATUS_PREFIX = "/api/v1/bria/status/"
 
 
 async def _visible_job(session: SessionDep, job_id: str, tenant_id: str,
@@ -29,11 +44,69 @@ async def _visible_job(session: SessionDep, job_id: str, tenant_id: str,
     responses={404: {"description": "Request ID not found or expired"}},
 )
 async def bria_status(task_id: str, principal: ReadLimited, session: SessionDep,
-                      settings: SettingsDep, base: BaseUrlDep) -> dict[str, Any]:
+                      settings: SettingsDep, base: BaseUrlDep, request: Request) -> dict[str, Any]:
     """Status of an asynchronous Bria request: IN_PROGRESS, COMPLETED (with ``result``) or
     ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``)."""
+    cache: StatusCache = request.app.state.status_cache
+    started = cache.begin()
     job = await _visible_job(session, task_id, principal.tenant_id, provider="bria")
+    cache.put(StatusEntry.of(job), started)
     return JSONResponse(status_document(job, settings, base))  # plain JSON types: no re-encoding
+
+
+class StatusFastPath:
+    """ASGI layer in front of the router: serves ``GET /api/v1/bria/status/{id}`` when it can
+    without FastAPI (see the module doc); otherwise passes the request on untouched. The rate
+    limiter is asked last, so a request handed on was not counted here (a refused check counts
+    nothing), and the route counts it once."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if (scope["type"] == "http" and scope["method"] == "GET"
+                and scope["path"].startswith(BRIA_STATUS_PREFIX)
+                and await self._serve(scope, send)):
+            return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: dict, send: Any) -> bool:
+        job_id = scope["path"][len(BRIA_STATUS_PREFIX):]
+        if not job_id or len(job_id) > 64 or "/" in job_id:
+            return False
+        key = next((v for n, v in scope["headers"] if n == b"x-api-key"), None)
+        if not key:
+            return False
+        state = scope["app"].state
+        settings = state.settings
+        principal = state.auth_cache.get(hash_key(settings.secret_key, key.decode("latin-1")))
+        if principal is None:
+            return False
+        cache: StatusCache = state.status_cache
+        entry = cache.get(job_id)
+        if entry is None:
+            started = cache.begin()
+            async with state.sessions() as session:
+                job = await jobs.get_job(session, job_id, principal.tenant_id)
+                if job is None:
+                    return False
+                entry = StatusEntry.of(job)
+            cache.put(entry, started)
+        if not entry.visible_to(principal.tenant_id, "bria"):
+            return False
+        quota = principal.limits.status_rpm
+        decision = await state.limiter.hit(f"{principal.tenant_id}:reads", quota, WINDOW_SECONDS)
+        if not decision.allowed:
+            return False
+        base = settings.public_base_url
+        base = base.rstrip("/") if base else str(Request(scope).base_url).rstrip("/")
+        body = json.dumps(status_document(entry, settings, base), ensure_ascii=False,
+                          allow_nan=False, separators=(",", ":")).encode()
+        scope.setdefault("state", {})["ratelimit_headers"] = decision.headers("reads")
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
 
 @router.get("/api/v1/jobs/{job_id}", tags=["Jobs"], summary="Get Job")

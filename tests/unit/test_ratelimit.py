@@ -7,7 +7,7 @@ import fakeredis
 import pytest
 
 from core.plans import DEFAULT_PLANS, limits_for, plan_grid, validate_overrides
-from core.ratelimit import MemoryLimiter, MemoryWindow, RedisLimiter, SyncRedisLimiter
+from core.ratelimit import LeasedLimiter, MemoryLimiter, MemoryWindow, RedisLimiter, SyncRedisLimiter
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -126,3 +126,70 @@ def test_upstream_throttle_spaces_requests(db):
         assert th.wait_time(s, "bria", "b", 1) is None
         wait = th.wait_time(s, "bria", "c", 1)
     assert wait is not None and 59 < wait <= 60
+
+
+# --------------------------------------------------------------------------- leased limiter
+def leased_pair(period: float = 0.2):
+    """Two API processes' limiters on one Redis, counting their round trips."""
+    server = fakeredis.FakeServer()
+    limiters, calls = [], []
+    for _ in range(2):
+        inner = RedisLimiter(fakeredis.FakeAsyncRedis(server=server))
+        lease = inner.lease
+
+        async def counted(*args, _lease=lease, **kw):
+            calls.append(args[3])
+            return await _lease(*args, **kw)
+
+        inner.lease = counted
+        limiters.append(LeasedLimiter(inner, period=period))
+    return limiters, calls
+
+
+def test_leases_never_admit_more_than_the_quota_across_processes():
+    (a, b), calls = leased_pair()
+
+    async def go():
+        out = []
+        for i in range(1500):
+            out.append(await (a if i % 3 else b).hit("t:reads", 1000, 60))
+        return out
+
+    decisions = run(go())
+    admitted = sum(d.allowed for d in decisions)
+    # At most one lease (quota // 50 = 20 slots) per process can sit unused at the end.
+    assert 1000 - 2 * 20 <= admitted <= 1000
+    # Most admissions took no round trip (every refusal asks Redis: no request is refused on a
+    # stale local view).
+    assert len(calls) - (1500 - admitted) < admitted / 5
+    assert all(d.remaining >= 0 for d in decisions)
+
+
+def test_lease_sizes_follow_the_rate_and_unused_slots_go_back():
+    (a, _), calls = leased_pair(period=0.05)
+
+    async def go():
+        for _ in range(200):
+            assert (await a.hit("t:reads", 10_000, 60)).allowed
+        await asyncio.sleep(0.06)  # the lease expires with slots left
+        assert (await a.hit("t:reads", 10_000, 60)).allowed
+        return await a.inner.used("t:reads", 60)
+
+    used = run(go())
+    assert calls[0] == 1 and max(calls) > 1  # starts exact, grows with the request rate
+    # The renewal gave back what the expired lease did not use: Redis counts real requests
+    # plus the new lease's unused slots.
+    assert used <= 201 + calls[-1] - 1
+    assert run(a.used("t:reads", 60)) == 201
+
+
+def test_small_quotas_are_exact_on_every_request():
+    (a, b), calls = leased_pair()
+
+    async def go():
+        return [await (a if i % 2 else b).hit("t:endpoint:/x", 60, 60) for i in range(70)]
+
+    decisions = run(go())
+    assert [d.allowed for d in decisions] == [True] * 60 + [False] * 10
+    assert calls == []  # quota 60 < 2 × 50: straight to the sliding window, no leases
+    assert [d.remaining for d in decisions[:3]] == [59, 58, 57]
