@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -49,6 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker_redis = aioredis.Redis.from_url(settings.celery_broker_url)
         app.state.intake = GroupWriter(app.state.sessions, StartPublisher(broker_redis))
         await app.state.waiters.start()
+        # Everything built so far (routes, models, schemas: ~hundreds of thousands of objects)
+        # lives as long as the process: keep it out of the collector's full passes, which would
+        # otherwise walk it every time and stall every request in flight.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

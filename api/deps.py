@@ -57,6 +57,10 @@ class AuthCache:
 
 
 async def get_principal(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+    return await principal_of(request, key)
+
+
+async def principal_of(request: Request, key: str | None) -> Principal:
     if not key:
         raise ApiError(401, "missing API key: send it in the X-API-Key header",
                        headers={"WWW-Authenticate": "APIKey"})
@@ -76,9 +80,13 @@ async def get_principal(request: Request, key: Annotated[str | None, Security(ap
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def base_url(request: Request) -> str:
+def base_url_of(request: Request) -> str:
     configured = request.app.state.settings.public_base_url
     return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+
+
+async def base_url(request: Request) -> str:
+    return base_url_of(request)
 
 
 BaseUrlDep = Annotated[str, Depends(base_url)]
@@ -88,7 +96,10 @@ def rate_limited(policy: str):
     """A dependency that counts the request against the tenant's ``policy`` budget:
     ``"endpoint"`` (per endpoint, the plan's rpm) or ``"reads"`` (status/account reads)."""
 
-    async def check(request: Request, principal: PrincipalDep) -> Principal:
+    # The key is read here rather than through ``PrincipalDep``: one dependency level less
+    # for FastAPI to solve on every request (the security scheme is the same).
+    async def check(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+        principal = await principal_of(request, key)
         limits = principal.limits
         if policy == "endpoint":
             quota, key = limits.rpm, f"{principal.tenant_id}:endpoint:{request.scope['route'].path}"

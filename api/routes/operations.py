@@ -14,12 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from api.deps import BaseUrlDep, EndpointLimited, SessionDep, SettingsDep
+from api.deps import EndpointLimited, base_url_of
 from api.errors import ApiError, call_upstream
 from core import intake
 from core.credits import InsufficientCredits
 from core.models import FINAL, Job, JobStatus
 from core.results import error_body, result_body
+from core.settings import Settings
 from core.webhooks import JobOptions
 from core import media
 from providers.base import InvalidRequest, Kind, Operation
@@ -68,10 +69,17 @@ def make_job_endpoint(op: Operation):
     model: type[BaseModel] = op.request_model
     body_type = Annotated[model, Form()] if op.body == "form" else model
 
-    async def endpoint(body: body_type, principal: EndpointLimited, session: SessionDep,  # type: ignore[valid-type]
-                       settings: SettingsDep, base: BaseUrlDep, request: Request) -> Any:
+    # Only what every request needs is a dependency (each costs FastAPI's dependency solving
+    # per request): settings and base URL are read from the app, a session is opened only by
+    # the operations that read the database at intake, and by sync waits.
+    async def endpoint(body: body_type, principal: EndpointLimited,  # type: ignore[valid-type]
+                       request: Request) -> Any:
+        settings: Settings = request.app.state.settings
+        base = base_url_of(request)
         run_op, params = await prepare(op, body.model_dump(mode="json"))
-        params = await resolve(run_op, params, principal.tenant_id, session)
+        if run_op.resolve is not None:
+            async with request.app.state.sessions() as session:
+                params = await resolve(run_op, params, principal.tenant_id, session)
         sync = bool(params.get("sync", False))
         options = await job_options(request, settings) if op.body != "form" else None
         try:
@@ -92,7 +100,8 @@ def make_job_endpoint(op: Operation):
         done = await app.state.waiters.wait(job_id, settings.sync_deadline_seconds, is_final)
         if not done:
             return _accepted(base, accepted)
-        job = await session.get(Job, job_id)
+        async with app.state.sessions() as session:
+            job = await session.get(Job, job_id)
         if job.status == JobStatus.COMPLETED.value:
             return {"status": "success", "result": {
                 "request_id": job.id, "status": "COMPLETED",
