@@ -92,6 +92,11 @@ async def base_url(request: Request) -> str:
 BaseUrlDep = Annotated[str, Depends(base_url)]
 
 
+def reads_bucket(principal: Principal) -> str:
+    """The limiter key of the tenant's status and account reads (one budget for all of them)."""
+    return f"{principal.tenant_id}:reads"
+
+
 def rate_limited(policy: str):
     """A dependency that counts the request against the tenant's ``policy`` budget:
     ``"endpoint"`` (per endpoint, the plan's rpm) or ``"reads"`` (status/account reads)."""
@@ -104,7 +109,7 @@ def rate_limited(policy: str):
         if policy == "endpoint":
             quota, key = limits.rpm, f"{principal.tenant_id}:endpoint:{request.scope['route'].path}"
         else:
-            quota, key = limits.status_rpm, f"{principal.tenant_id}:reads"
+            quota, key = limits.status_rpm, reads_bucket(principal)
         decision = await request.app.state.limiter.hit(key, quota, WINDOW_SECONDS)
         request.state.ratelimit_headers = decision.headers(policy)
         if not decision.allowed:

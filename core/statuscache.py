@@ -5,7 +5,9 @@ almost every answer is the same as the last one. This cache keeps, per job, only
 status document is made of (no params, no upstream tasks):
 
 * **Final jobs** (COMPLETED, ERROR, CANCELLED) never change again until they expire, so their
-  entries are kept until the job's retention ends (``expires_at``; LRU-bounded). URLs are still
+  entries are kept until the job's retention ends (``expires_at``), at most ``size`` of them,
+  oldest dropped first (10,000 by default: a few KB each with a long prompt in the result's
+  metadata, so tens of MB at most per API process). URLs are still
   signed on every read, so a cached entry never hands out an old link.
 * **Unfinished jobs** are kept for ``pending_ttl`` seconds, and only while this process is
   subscribed to the job-finished channel (``core.notify``): every finish drops the job's entry at
@@ -66,7 +68,7 @@ class StatusEntry:
 
 
 class StatusCache:
-    def __init__(self, pending_ttl: float = 5.0, size: int = 50_000):
+    def __init__(self, pending_ttl: float = 5.0, size: int = 10_000):
         self.pending_ttl = pending_ttl
         self.size = size
         self._final: OrderedDict[str, StatusEntry] = OrderedDict()

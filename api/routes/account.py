@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from api.deps import ReadLimited, SessionDep
+from api.deps import ReadLimited, SessionDep, reads_bucket
 from core import credits, jobs
 from core.models import Tenant
 from core.plans import WINDOW_SECONDS
@@ -28,7 +28,7 @@ async def account(request: Request, principal: ReadLimited, session: SessionDep)
                 used = await limiter.used(f"{principal.tenant_id}:endpoint:{op.path}", WINDOW_SECONDS)
                 endpoints[op.path] = {"used": used, "limit": limits.rpm,
                                       "remaining": max(0, limits.rpm - used)}
-    reads = await limiter.used(f"{principal.tenant_id}:reads", WINDOW_SECONDS)
+    reads = await limiter.used(reads_bucket(principal), WINDOW_SECONDS)
     available = await session.scalar(select(Tenant.credits).where(Tenant.id == principal.tenant_id))
     return {"status": "success", "result": {
         "tenant": principal.tenant_name,

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
-from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep
+from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep, reads_bucket
 from api.errors import ApiError
 from core import jobs
 from core.models import Job
@@ -95,7 +95,7 @@ class StatusFastPath:
         if not entry.visible_to(principal.tenant_id, "bria"):
             return False
         quota = principal.limits.status_rpm
-        decision = await state.limiter.hit(f"{principal.tenant_id}:reads", quota, WINDOW_SECONDS)
+        decision = await state.limiter.hit(reads_bucket(principal), quota, WINDOW_SECONDS)
         if not decision.allowed:
             return False
         base = settings.public_base_url
