@@ -25,65 +25,43 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
-# KEYS[1] = bucket; ARGV = window_ms, quota, member, weight
-# Returns {admitted (0/1), used, ms until the oldest counted request leaves the window}.
+# KEYS[1] = bucket; ARGV = window_ms, quota, member, want, least, back_member, back_from, back_to.
+# Admits up to ``want`` requests (members member:1…), none if fewer than ``least`` fit: a plain
+# hit of weight w is want = least = w (all or nothing); a lease is want = n, least = 1. First it
+# gives back unused members back_member:back_from…back_to (a lease's leftovers; '' = none).
+# Returns {admitted (0/1), used, ms until the oldest counted request leaves the window, slots taken}.
 SLIDING_WINDOW_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local quota = tonumber(ARGV[2])
-local weight = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local used = redis.call('ZCARD', KEYS[1])
-local admitted = 0
-if used + weight <= quota then
-  for i = 1, weight do
-    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
-  end
-  used = used + weight
-  admitted = 1
-  redis.call('PEXPIRE', KEYS[1], window)
-end
-local reset = 0
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if oldest[2] then
-  reset = tonumber(oldest[2]) + window - now
-end
-return {admitted, used, reset}
-"""
-
-# A lease: like the script above, but grants up to ARGV[4] slots (at least 1), and first gives
-# back the unused slots of this process's previous lease (members ARGV[5]:ARGV[6]…ARGV[7]).
-# Returns {granted, used, ms until the oldest counted request leaves the window}.
-LEASE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local quota = tonumber(ARGV[2])
-if ARGV[5] ~= '' then
-  for i = tonumber(ARGV[6]), tonumber(ARGV[7]) do
-    redis.call('ZREM', KEYS[1], ARGV[5] .. ':' .. i)
+if ARGV[6] ~= '' then
+  for i = tonumber(ARGV[7]), tonumber(ARGV[8]) do
+    redis.call('ZREM', KEYS[1], ARGV[6] .. ':' .. i)
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local used = redis.call('ZCARD', KEYS[1])
 local granted = math.min(tonumber(ARGV[4]), quota - used)
-if granted < 1 then
-  granted = 0
-else
+local admitted = 0
+if granted >= tonumber(ARGV[5]) then
   for i = 1, granted do
     redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
   end
   used = used + granted
+  admitted = 1
   redis.call('PEXPIRE', KEYS[1], window)
+else
+  granted = 0
 end
 local reset = 0
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if oldest[2] then
   reset = tonumber(oldest[2]) + window - now
 end
-return {granted, used, reset}
+return {admitted, used, reset, granted}
 """
+NO_GIVE_BACK = ("", 0, 0)
 
 # Read-only: how much of the window is used (for the account view).
 PEEK_LUA = """
@@ -128,20 +106,19 @@ class RedisLimiter:
         self._client = client
         self._prefix = prefix
         self._hit = client.register_script(SLIDING_WINDOW_LUA)
-        self._lease = client.register_script(LEASE_LUA)
         self._peek = client.register_script(PEEK_LUA)
 
     async def hit(self, key: str, quota: int, window: int, weight: int = 1) -> Decision:
-        admitted, used, reset = await self._hit(
-            keys=[self._prefix + key], args=[window * 1000, quota, uuid.uuid4().hex, weight])
+        admitted, used, reset, _ = await self._hit(
+            keys=[self._prefix + key],
+            args=[window * 1000, quota, uuid.uuid4().hex, weight, weight, *NO_GIVE_BACK])
         return _decision(admitted, used, reset, quota, window)
 
     async def lease(self, key: str, quota: int, window: int, size: int, member: str,
                     give_back: tuple[str, int, int] | None = None) -> tuple[int, int, float]:
         """Up to ``size`` slots as members ``member:1…``; returns (granted, used, reset ms)."""
-        back = give_back or ("", 0, 0)
-        granted, used, reset = await self._lease(
-            keys=[self._prefix + key], args=[window * 1000, quota, member, size, *back])
+        _, used, reset, granted = await self._hit(
+            keys=[self._prefix + key], args=[window * 1000, quota, member, size, 1, *(give_back or NO_GIVE_BACK)])
         return int(granted), int(used), float(reset)
 
     async def used(self, key: str, window: int) -> int:
@@ -252,8 +229,9 @@ class SyncRedisLimiter:
         self._hit = client.register_script(SLIDING_WINDOW_LUA)
 
     def hit(self, key: str, quota: int, window: int, weight: int = 1) -> Decision:
-        admitted, used, reset = self._hit(
-            keys=[self._prefix + key], args=[window * 1000, quota, uuid.uuid4().hex, weight])
+        admitted, used, reset, _ = self._hit(
+            keys=[self._prefix + key],
+            args=[window * 1000, quota, uuid.uuid4().hex, weight, weight, *NO_GIVE_BACK])
         return _decision(admitted, used, reset, quota, window)
 
 
