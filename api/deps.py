@@ -107,10 +107,10 @@ def rate_limited(policy: str):
         principal = await principal_of(request, key)
         limits = principal.limits
         if policy == "endpoint":
-            quota, key = limits.rpm, f"{principal.tenant_id}:endpoint:{request.scope['route'].path}"
+            quota, bucket = limits.rpm, f"{principal.tenant_id}:endpoint:{request.scope['route'].path}"
         else:
-            quota, key = limits.status_rpm, reads_bucket(principal)
-        decision = await request.app.state.limiter.hit(key, quota, WINDOW_SECONDS)
+            quota, bucket = limits.status_rpm, reads_bucket(principal)
+        decision = await request.app.state.limiter.hit(bucket, quota, WINDOW_SECONDS)
         request.state.ratelimit_headers = decision.headers(policy)
         if not decision.allowed:
             what = "this endpoint" if policy == "endpoint" else "status and account reads"

@@ -110,12 +110,11 @@ class Waiters:
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis restarted or unreachable: waiters fall back to the DB
-                self._set_live(False)
                 log.warning("job-finished listener lost Redis; retrying", exc_info=True)
-                await asyncio.sleep(1.0)
             finally:
                 self._set_live(False)
                 await client.aclose()
+            await asyncio.sleep(1.0)
 
     async def wait(self, job_id: str, timeout: float,
                    is_final: Callable[[], Awaitable[bool]]) -> bool:

@@ -134,8 +134,7 @@ class _Lease:
     reset_at: float    # monotonic time the window's oldest counted request leaves it
     started: float
     until: float
-    taken: int = 0
-    hits: int = 0      # requests of this key here since the lease began (sizes the next one)
+    taken: int = 0     # requests admitted from it (their rate sizes the next lease)
 
 
 class LeasedLimiter:
@@ -178,11 +177,8 @@ class LeasedLimiter:
 
     def _take(self, key: str, quota: int) -> _Lease | None:
         lease = self._leases.get(key)
-        if lease is None or lease.quota != quota:
-            return None
-        lease.hits += 1
-        if lease.taken >= lease.granted or time.monotonic() >= lease.until:
-            lease.hits -= 1  # counted again by the renewal's own take
+        if (lease is None or lease.quota != quota or lease.taken >= lease.granted
+                or time.monotonic() >= lease.until):
             return None
         lease.taken += 1
         return lease
@@ -199,7 +195,7 @@ class LeasedLimiter:
         if old is not None and old.quota == quota:
             if old.taken < old.granted:
                 give_back = (old.member, old.taken + 1, old.granted)
-            rate = (old.hits + 1) / max(now - old.started, self.period / 4)
+            rate = (old.taken + 1) / max(now - old.started, self.period / 4)
             size = max(1, min(math.ceil(rate * self.period), quota // self.share))
         member = uuid.uuid4().hex
         granted, used, reset_ms = await self.inner.lease(key, quota, window, size, member, give_back)
@@ -207,7 +203,7 @@ class LeasedLimiter:
             return _decision(0, used, reset_ms, quota, window)
         now = time.monotonic()
         lease = _Lease(quota, member, granted, used, now + (reset_ms / 1000 if used else 0.0),
-                       started=now, until=now + self.period, taken=1, hits=1)
+                       started=now, until=now + self.period, taken=1)
         if len(self._leases) >= 10_000:
             # Leases are short-lived; the slots of a dropped one just age out of the window.
             self._leases.clear()

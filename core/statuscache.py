@@ -29,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from core.jobs import is_visible
 from core.models import Job, JobStatus, utcnow
 from core.notify import ALL
 
@@ -60,11 +61,8 @@ class StatusEntry:
         return self.status in FINAL
 
     def visible_to(self, tenant_id: str, provider: str | None, now: dt.datetime | None = None) -> bool:
-        if self.tenant_id != tenant_id or self.status == JobStatus.EXPIRED.value:
-            return False
-        if provider is not None and self.provider != provider:
-            return False
-        return self.expires_at is None or self.expires_at > (now or utcnow())
+        """``core.jobs.is_visible`` (tenant, not expired) and, if given, the provider."""
+        return (provider is None or self.provider == provider) and is_visible(self, tenant_id, now)
 
 
 class StatusCache:

@@ -9,14 +9,13 @@ answers it with the full checks and the usual error shapes. Both produce the sam
 with the same headers.
 """
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
-from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep, reads_bucket
+from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep, base_url_of, reads_bucket
 from api.errors import ApiError
 from core import jobs
 from core.models import Job
@@ -66,11 +65,11 @@ class StatusFastPath:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if (scope["type"] == "http" and scope["method"] == "GET"
                 and scope["path"].startswith(BRIA_STATUS_PREFIX)
-                and await self._serve(scope, send)):
+                and await self._serve(scope, receive, send)):
             return
         await self.app(scope, receive, send)
 
-    async def _serve(self, scope: dict, send: Any) -> bool:
+    async def _serve(self, scope: dict, receive: Any, send: Any) -> bool:
         job_id = scope["path"][len(BRIA_STATUS_PREFIX):]
         if not job_id or len(job_id) > 64 or "/" in job_id:
             return False
@@ -98,14 +97,9 @@ class StatusFastPath:
         decision = await state.limiter.hit(reads_bucket(principal), quota, WINDOW_SECONDS)
         if not decision.allowed:
             return False
-        base = settings.public_base_url
-        base = base.rstrip("/") if base else str(Request(scope).base_url).rstrip("/")
-        body = json.dumps(status_document(entry, settings, base), ensure_ascii=False,
-                          allow_nan=False, separators=(",", ":")).encode()
         scope.setdefault("state", {})["ratelimit_headers"] = decision.headers("reads")
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
+        doc = status_document(entry, settings, base_url_of(Request(scope)))
+        await JSONResponse(doc)(scope, receive, send)  # the route's response class, so the same bytes
         return True
 
 
