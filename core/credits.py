@@ -12,7 +12,7 @@ same transaction, so a crash between steps can neither create nor lose credits, 
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -41,20 +41,23 @@ async def reserve(session: AsyncSession, tenant_id: str, job_id: str, cost: int)
     return int(balance)
 
 
+_TENANTS = Tenant.__table__
+# settle() runs in every metered job's final transaction: its statements are built once.
+_BALANCE = select(_TENANTS.c.credits).where(_TENANTS.c.id == bindparam("t"))
+_GIVE_BACK = (update(_TENANTS).where(_TENANTS.c.id == bindparam("t"))
+              .values(credits=_TENANTS.c.credits + bindparam("cost")).returning(_TENANTS.c.credits))
+_LEDGER_ENTRY = insert(CreditEntry.__table__)
+
+
 def settle(session: Session, tenant_id: str, job_id: str, cost: int, *, captured: bool) -> None:
     """Capture (COMPLETED) or release (ERROR, cancel) a job's reservation. Called by the one
     transaction that moved the job to its final state, so it runs once per job."""
     if cost <= 0:
         return
-    if captured:
-        balance = session.scalar(select(Tenant.credits).where(Tenant.id == tenant_id))
-    else:
-        balance = session.scalar(
-            update(Tenant).where(Tenant.id == tenant_id)
-            .values(credits=Tenant.credits + cost).returning(Tenant.credits))
-    session.execute(insert(CreditEntry).values(
-        tenant_id=tenant_id, job_id=job_id, kind="capture" if captured else "release",
-        amount=cost, balance_after=balance, note="", created_at=utcnow()))
+    balance = session.scalar(_BALANCE if captured else _GIVE_BACK, {"t": tenant_id, "cost": cost})
+    session.execute(_LEDGER_ENTRY, {"tenant_id": tenant_id, "job_id": job_id, "amount": cost,
+                                    "kind": "capture" if captured else "release",
+                                    "balance_after": balance, "note": "", "created_at": utcnow()})
 
 
 def grant(session: Session, tenant_id: str, amount: int, note: str = "") -> int:

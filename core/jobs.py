@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased, defer, sessionmaker
+from sqlalchemy.sql.elements import ClauseElement
 
 from core import credits
 from core.models import ACTIVE, Job, JobStatus, Tenant, new_id, utcnow
@@ -48,18 +49,34 @@ def check_transition(sources: Iterable[JobStatus], target: JobStatus) -> None:
             raise IllegalTransition(f"{src.value} → {target.value} is not a job transition")
 
 
+_T = Job.__table__  # the hot statements below are Core statements on the table, built once
+_MOVES: dict[tuple[Any, ...], Any] = {}
+
+
 def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target: JobStatus,
           **values: Any) -> tuple[str, int] | None:
     """Move ``job_id`` from one of ``sources`` to ``target``. Returns (tenant id, credit cost)
-    when this call made the move, None when the job was elsewhere (someone else won)."""
-    check_transition(sources, target)
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_([s.value for s in sources]))
-        .values(status=target.value, **{"updated_at": utcnow(), **values})
-        .returning(Job.tenant_id, Job.credit_cost)
-        .execution_options(synchronize_session=False)
-    ).first()
+    when this call made the move, None when the job was elsewhere (someone else won).
+
+    The UPDATE for each (sources, target, set of columns) is built once and reused with bound
+    values: building and cache-keying a statement costs more CPU than running it. Values that
+    are SQL expressions (``attempts - 1``) make a one-off statement."""
+    values = {"updated_at": utcnow(), **values}
+    if any(isinstance(v, ClauseElement) for v in values.values()):
+        check_transition(sources, target)
+        stmt = (update(_T).where(_T.c.id == job_id, _T.c.status.in_([s.value for s in sources]))
+                .values(status=target.value, **values).returning(_T.c.tenant_id, _T.c.credit_cost))
+        row = session.execute(stmt).first()
+        return (row[0], row[1]) if row is not None else None
+    key = (sources, target, tuple(sorted(values)))
+    stmt = _MOVES.get(key)
+    if stmt is None:
+        check_transition(sources, target)
+        stmt = _MOVES[key] = (
+            update(_T).where(_T.c.id == bindparam("m_id"), _T.c.status.in_([s.value for s in sources]))
+            .values(status=target.value, **{k: bindparam(f"m_{k}", type_=_T.c[k].type) for k in key[2]})
+            .returning(_T.c.tenant_id, _T.c.credit_cost))
+    row = session.execute(stmt, {"m_id": job_id, **{f"m_{k}": v for k, v in values.items()}}).first()
     return (row[0], row[1]) if row is not None else None
 
 
@@ -157,8 +174,23 @@ class ClaimGuard(Protocol):
     def turn_back(self, session: Session, job: Claimed) -> bool: ...  # True: requeued, do not go
 
 
+class TenantLimits(NamedTuple):
+    """What a concurrency callable reads of a tenant (a ``Tenant`` row also has these)."""
+
+    id: str
+    plan: str
+    limits: dict[str, Any] | None
+
+
+_TT = Tenant.__table__
+_CLAIM_READ = (select(_TT.c.id, _TT.c.plan, _TT.c.limits, _T.c.provider, _T.c.operation, _T.c.params)
+               .join_from(_T, _TT, _TT.c.id == _T.c.tenant_id)
+               .where(_T.c.id == bindparam("c_id"), _T.c.status == S.QUEUED.value))
+_CLAIM_CALL = text("SELECT visiongate_claim(:job, :cap, :lease, :now, :window)")
+
+
 def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
-          concurrency: Callable[[Tenant], int], guard: ClaimGuard | None = None) -> Claimed | None:
+          concurrency: Callable[[Any], int], guard: ClaimGuard | None = None) -> Claimed | None:
     """``claim_start`` in its own transaction, then ``guard``. On PostgreSQL the locked part runs
     server-side (``visiongate_claim``, migration 0006) in autocommit mode, so the tenant's row
     lock lasts only the database's own work, not this process's time between statements."""
@@ -166,19 +198,16 @@ def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
         server_side = session.get_bind().dialect.name == "postgresql"
         if server_side:
             conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            found = session.execute(
-                select(Tenant, Job.provider, Job.operation, Job.params)
-                .join(Tenant, Tenant.id == Job.tenant_id)
-                .where(Job.id == job_id, Job.status == S.QUEUED.value)).first()
+            found = conn.execute(_CLAIM_READ, {"c_id": job_id}).first()
             if found is None:
                 return None
-            tenant, provider, operation, params = found
+            tenant, provider, operation, params = TenantLimits(*found[:3]), *found[3:]
             # A guard that counts running jobs belongs in the claim's transaction.
             server_side = guard is None or not (guard.needed(provider) and guard.with_claim(provider))
         if server_side:
-            attempts = conn.scalar(text("SELECT visiongate_claim(:job, :cap, :lease, :now, :window)"),
-                                   {"job": job_id, "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
-                                    "lease": lease_seconds, "now": utcnow(), "window": FIFO_WINDOW})
+            attempts = conn.scalar(_CLAIM_CALL, {"job": job_id, "lease": lease_seconds, "now": utcnow(),
+                                                 "cap": max(0, min(concurrency(tenant), 2**31 - 1)),
+                                                 "window": FIFO_WINDOW})
     if not server_side:  # SQLite, or a guard that must run in the claim's transaction
         with sessions.begin() as session:
             job = claim_start(session, job_id, lease_seconds, concurrency)
@@ -306,14 +335,24 @@ def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: 
     return released
 
 
+def _held_line(unreleased: bool) -> Any:
+    # The status is written into the SQL, not bound: a prepared statement's generic plan can
+    # use a partial index (``WHERE status = 'QUEUED' …``) only if the query states it literally.
+    held = select(_T.c.id, _T.c.created_at).where(
+        _T.c.tenant_id == bindparam("p_tenant"), _T.c.status == literal_column(f"'{S.QUEUED.value}'"),
+        _T.c.held_at.is_not(None),
+        _T.c.published_at.is_(None) if unreleased else _T.c.published_at < bindparam("p_stale"))
+    return select(held.order_by(_T.c.created_at).limit(bindparam("p_n")).subquery())
+
+
+# The tenant's oldest held jobs never released, and those whose release went stale: two index
+# range scans (ix_jobs_held_unreleased, ix_jobs_held_published) in one round trip.
+_PUBLISHABLE = union_all(_held_line(True), _held_line(False))
+
+
 def _publishable(session: Session, tenant_id: str, stale: dt.datetime, n: int) -> list[str]:
-    """The tenant's ``n`` oldest held jobs that were never released or whose release went stale
-    (two index range scans: ix_jobs_held_unreleased, ix_jobs_held_published)."""
-    held = (Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, Job.held_at.is_not(None))
-    found = session.execute(select(Job.id, Job.created_at).where(*held, Job.published_at.is_(None))
-                            .order_by(Job.created_at).limit(n)).all()
-    found += session.execute(select(Job.id, Job.created_at).where(*held, Job.published_at < stale)
-                             .order_by(Job.created_at).limit(n)).all()
+    """The tenant's ``n`` oldest held jobs that were never released or whose release went stale."""
+    found = session.execute(_PUBLISHABLE, {"p_tenant": tenant_id, "p_stale": stale, "p_n": n}).all()
     return [row[0] for row in sorted(found, key=lambda row: row[1])[:n]]
 
 
@@ -437,17 +476,19 @@ def record_polls(session: Session,
     trip on PostgreSQL): ``(job id, tasks, delay, progress or None, failed)`` each."""
     if not checks:
         return
-    t = Job.__table__
     now = utcnow()
-    stmt = (update(t).where(t.c.id == bindparam("b_id"), t.c.status == S.SUBMITTED.value)
-            .values(upstream_tasks=bindparam("b_tasks", type_=t.c.upstream_tasks.type),
-                    polls=t.c.polls + 1, run_at=bindparam("b_run_at", type_=t.c.run_at.type),
-                    updated_at=bindparam("b_now", type_=t.c.updated_at.type),
-                    progress=func.coalesce(bindparam("b_progress", type_=t.c.progress.type), t.c.progress),
-                    poll_failures=t.c.poll_failures + bindparam("b_failed", type_=t.c.poll_failures.type)))
-    session.execute(stmt, [{"b_id": job_id, "b_tasks": tasks, "b_run_at": now + dt.timedelta(seconds=delay),
-                            "b_now": now, "b_progress": progress, "b_failed": 1 if failed else 0}
-                           for job_id, tasks, delay, progress, failed in checks])
+    session.execute(_RECORD_POLL, [{"b_id": job_id, "b_tasks": tasks, "b_run_at": now + dt.timedelta(seconds=delay),
+                                    "b_now": now, "b_progress": progress, "b_failed": 1 if failed else 0}
+                                   for job_id, tasks, delay, progress, failed in checks])
+
+
+_RECORD_POLL = (
+    update(_T).where(_T.c.id == bindparam("b_id"), _T.c.status == S.SUBMITTED.value)
+    .values(upstream_tasks=bindparam("b_tasks", type_=_T.c.upstream_tasks.type),
+            polls=_T.c.polls + 1, run_at=bindparam("b_run_at", type_=_T.c.run_at.type),
+            updated_at=bindparam("b_now", type_=_T.c.updated_at.type),
+            progress=func.coalesce(bindparam("b_progress", type_=_T.c.progress.type), _T.c.progress),
+            poll_failures=_T.c.poll_failures + bindparam("b_failed", type_=_T.c.poll_failures.type)))
 
 
 # --------------------------------------------------------------------------- sweeper (sync)

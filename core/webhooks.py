@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from sqlalchemy import String, and_, cast, insert, null, select, union_all, update
+from sqlalchemy import String, and_, bindparam, cast, insert, null, select, union_all, update
 from sqlalchemy.orm import Session
 
 from core import netguard
@@ -362,15 +362,22 @@ def _write(session: Session, tenant_id: str, event_type: str, now: dt.datetime,
     return len(deliveries)
 
 
+def _subscriptions_statement() -> Any:
+    jw, we = JobWebhook.__table__, WebhookEndpoint.__table__
+    own = select(jw.c.url, jw.c.events, jw.c.base_url, cast(null(), String(32)).label("endpoint_id")) \
+        .where(jw.c.job_id == bindparam("s_job"))
+    endpoints = select(we.c.url, we.c.events, we.c.base_url, we.c.id) \
+        .where(we.c.tenant_id == bindparam("s_tenant"), we.c.enabled.is_(True))
+    return union_all(own, endpoints)
+
+
+_SUBSCRIPTIONS = _subscriptions_statement()  # built once: it runs in every job's start and finish
+
+
 def _subscriptions(session: Session, job_id: str, tenant_id: str) -> list[tuple[str, list[str], str, str | None]]:
     """(url, events, base_url, endpoint id) of the job's own webhook and the tenant's enabled
     endpoints, in one round trip (this runs in every job's start and finish transaction)."""
-    own = select(JobWebhook.url, JobWebhook.events, JobWebhook.base_url,
-                 cast(null(), String(32)).label("endpoint_id")).where(JobWebhook.job_id == job_id)
-    endpoints = select(WebhookEndpoint.url, WebhookEndpoint.events, WebhookEndpoint.base_url,
-                       WebhookEndpoint.id).where(WebhookEndpoint.tenant_id == tenant_id,
-                                                 WebhookEndpoint.enabled.is_(True))
-    return [tuple(r) for r in session.execute(union_all(own, endpoints)).all()]
+    return [tuple(r) for r in session.execute(_SUBSCRIPTIONS, {"s_job": job_id, "s_tenant": tenant_id}).all()]
 
 
 def _pick(subs: list[tuple[str, list[str], str, str | None]], event_type: str) -> list[tuple[str, str, str | None]]:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, NamedTuple
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import sessionmaker
 
 from core import jobs, media
@@ -82,7 +82,8 @@ class Context:
 
     def __post_init__(self) -> None:
         if self.pacing is None:
-            self.pacing = FirstCheck(self.settings.first_poll_seconds, self.settings.job_timeout_seconds)
+            self.pacing = FirstCheck(self.settings.first_poll_seconds, self.settings.job_timeout_seconds,
+                                     cold_after=self.settings.poll_interval_seconds)
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         """``fn`` over ``items`` in the process's shared I/O pool (in order); inline for one."""
@@ -256,11 +257,15 @@ def poll(ctx: Context, job_ids: str | list[str]) -> None:
     jobs then download and store their outputs (also in the pool), failed ones end in ERROR."""
     ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
     with ctx.sessions() as session:
-        rows = session.execute(
-            select(Job.id, Job.operation, Job.upstream_tasks, Job.provider, Job.submitted_at,
-                   Job.created_at, Job.poll_failures, Job.tenant_id, Job.updated_at)
-            .where(Job.id.in_(ids), Job.status == JobStatus.SUBMITTED.value)).all()
+        rows = session.execute(_POLL_READ, {"ids": ids}).all()
     _poll_rows(ctx, [_PollRow(*r) for r in rows])
+
+
+_J = Job.__table__
+_POLL_READ = (select(_J.c.id, _J.c.operation, _J.c.upstream_tasks, _J.c.provider, _J.c.submitted_at,
+                     _J.c.created_at, _J.c.poll_failures, _J.c.tenant_id, _J.c.updated_at)
+              .where(_J.c.id.in_(bindparam("ids", expanding=True)),
+                     _J.c.status == JobStatus.SUBMITTED.value))
 
 
 class _PollRow(NamedTuple):
@@ -336,6 +341,7 @@ def _check(ctx: Context, row: _PollRow) -> _Checked:
         ctx.pacing.observe(operation, (checked_at - since).total_seconds() if checked_at else 0.0)
         return _Checked(job_id, tasks, provider, "finish", failures=poll_failures)
     elapsed = (utcnow() - since).total_seconds()
+    ctx.pacing.running(operation, elapsed)
     delay = ctx.pacing.not_before(operation, elapsed, jobs.next_poll_delay(
         elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds))
     return _Checked(job_id, tasks, provider, "later", delay=delay,

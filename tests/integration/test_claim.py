@@ -14,13 +14,19 @@ from core.models import Job, utcnow
 from core.tenants import get_or_create_tenant
 
 
+# No worker consumes this provider's queue: the running system's sweeper may publish these jobs
+# (due, or released from the waiting line under the tenant's real plan cap), but nothing else
+# claims them, so the claims below are the only ones.
+PROVIDER = "claim-test"
+
+
 def _jobs(sessions, n: int) -> list[str]:
     base = utcnow() - dt.timedelta(seconds=10)
     ids = []
     with sessions.begin() as s:
         tenant = get_or_create_tenant(s, f"claim-{uuid.uuid4().hex[:8]}", "pro")
         for i in range(n):
-            job = Job(tenant_id=tenant.id, provider="bria", operation="bria.generate_image",
+            job = Job(tenant_id=tenant.id, provider=PROVIDER, operation="bria.generate_image",
                       params={"prompt": f"job {i}"}, sync=False, status="QUEUED",
                       created_at=base + dt.timedelta(milliseconds=i), run_at=base)
             s.add(job)
@@ -49,7 +55,7 @@ def test_claim_runs_server_side_and_keeps_cap_and_order(system_env):
     assert _state(sessions, ids[2]) == ("QUEUED", True)
     first = jobs.claim(sessions, ids[0], 30, cap_two)
     assert first is not None and first.attempts == 1 and first.params == {"prompt": "job 0"}
-    assert first.provider == "bria" and first.operation == "bria.generate_image"
+    assert first.provider == PROVIDER and first.operation == "bria.generate_image"
     assert jobs.claim(sessions, ids[1], 30, cap_two) is not None
     assert jobs.claim(sessions, ids[0], 30, cap_two) is None  # a duplicate message: nothing
     assert jobs.claim(sessions, ids[3], 30, cap_two) is None  # two running: the cap
@@ -70,3 +76,28 @@ def test_claim_leaves_jobs_not_due_alone(system_env):
         s.execute(text("UPDATE jobs SET run_at = now() + interval '1 minute' WHERE id = :id"), {"id": job_id})
     assert jobs.claim(sessions, job_id, 30, lambda _tenant: 5) is None
     assert _state(sessions, job_id) == ("QUEUED", False)
+
+
+def test_waiting_line_query_uses_its_partial_index_in_a_generic_plan(system_env):
+    """``release_held`` runs after every job start; psycopg prepares a statement after five
+    executions and PostgreSQL may then plan it once for any parameters. Such a generic plan can
+    use the waiting line's partial indexes (``WHERE status = 'QUEUED' …``) only if the query
+    states the status literally; with a bound status it reads every queued job of the tenant."""
+    from sqlalchemy.dialects import postgresql
+
+    from core.db import session_factory
+
+    sql = str(jobs._PUBLISHABLE.compile(dialect=postgresql.dialect()))
+    assert "status = 'QUEUED'" in sql
+    params = {"p_tenant": "some-tenant", "p_stale": utcnow(), "p_n": 1}
+    with session_factory()() as s:
+        s.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        prepared = sql.replace("%(p_tenant)s", "$1").replace("%(p_stale)s", "$2").replace("%(p_n)s", "$3")
+        s.execute(text(f"PREPARE held_line (varchar, timestamptz, int) AS {prepared}"))
+        plan = "\n".join(s.scalars(text("EXPLAIN EXECUTE held_line('x', now(), 1)")))
+        s.execute(text("DEALLOCATE held_line"))
+        # one of the waiting line's partial indexes (which one depends on the table's statistics)
+        assert "ix_jobs_held_" in plan and "ix_jobs_tenant_status" not in plan, plan
+        assert "Seq Scan" not in plan, plan
+        # and it still answers: the oldest held jobs first
+        assert jobs._publishable(s, params["p_tenant"], params["p_stale"], 1) == []

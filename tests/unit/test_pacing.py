@@ -1,5 +1,7 @@
 """The first status check of a task goes out when tasks of its kind are usually done."""
 
+import pytest
+
 from workers.pacing import INLINE_BELOW, LEAD, FirstCheck
 
 
@@ -43,3 +45,17 @@ def test_later_checks_are_not_sent_before_the_first_is_due_and_the_ceiling_holds
     # a task 10 s old that the normal schedule would check in 1 s waits until 30 s of age
     assert pacing.not_before("op", 10.0, 1.0) == 20.0
     assert pacing.not_before("op", 40.0, 4.0) == 4.0  # past it: the normal schedule
+
+
+def test_no_early_check_per_task_once_tasks_are_seen_running_before_any_finished():
+    pacing = FirstCheck(0.1, 3600, cold_after=1.0)
+    pacing.running("video", 0.5)  # younger than one poll interval: says nothing yet
+    assert pacing.delay("video") == 0.1
+    pacing.running("video", 1.2)  # still running after a poll interval, none finished
+    assert pacing.delay("video") == 1.0  # first checked by the sweeper's schedule
+    assert pacing.delay("image") == 0.1  # per operation
+    pacing.observe("video", 0.0)  # the first finish: the estimate takes over
+    assert pacing.delay("video") == pytest.approx(0.05)  # halfway down from 0.1
+    pacing.running("video", 30.0)  # with an estimate, running tasks change nothing
+    assert pacing.delay("video") == pytest.approx(0.05)  # halfway down from 0.1
+    assert FirstCheck(0.1, 3600).delay("x") == 0.1  # without cold_after: always the early check

@@ -255,3 +255,22 @@ def test_first_check_of_a_slow_operation_waits_for_its_usual_duration(ctx):
     pipeline.poll(ctx, job_id)  # a check anyway (e.g. a duplicate): the next waits as long
     job = row(ctx, job_id)
     assert job.status == "SUBMITTED" and (job.run_at - utcnow()).total_seconds() > 40
+
+
+def test_tasks_seen_running_a_poll_interval_stop_early_checks_until_one_finishes(ctx, sim):
+    httpx.post(f"{sim}/_sim/config", json={"latency_seconds": 30}).raise_for_status()
+    first = new_job(ctx)
+    pipeline.start(ctx, first)
+    assert ctx.sent == [("visiongate.poll", [first], "bria")]  # nothing known: an early check
+    with ctx.sessions.begin() as s:  # as if the sweeper checks it a poll interval later
+        s.execute(update(Job).where(Job.id == first).values(
+            submitted_at=utcnow() - dt.timedelta(seconds=ctx.settings.poll_interval_seconds + 0.5)))
+    pipeline.poll(ctx, first)
+    assert row(ctx, first).status == "SUBMITTED"  # still running upstream
+    ctx.sent.clear()
+    second = new_job(ctx)
+    pipeline.start(ctx, second)
+    assert ctx.sent == []  # no message of its own: the sweeper's batched checks find it
+    job = row(ctx, second)
+    assert (job.run_at - job.submitted_at).total_seconds() == pytest.approx(
+        ctx.settings.poll_interval_seconds, abs=0.05)
