@@ -62,21 +62,19 @@ def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target:
     values: building and cache-keying a statement costs more CPU than running it. Values that
     are SQL expressions (``attempts - 1``) make a one-off statement."""
     values = {"updated_at": utcnow(), **values}
-    if any(isinstance(v, ClauseElement) for v in values.values()):
-        check_transition(sources, target)
-        stmt = (update(_T).where(_T.c.id == job_id, _T.c.status.in_([s.value for s in sources]))
-                .values(status=target.value, **values).returning(_T.c.tenant_id, _T.c.credit_cost))
-        row = session.execute(stmt).first()
-        return (row[0], row[1]) if row is not None else None
-    key = (sources, target, tuple(sorted(values)))
-    stmt = _MOVES.get(key)
+    bound = {k: v for k, v in values.items() if not isinstance(v, ClauseElement)}
+    key = (sources, target, tuple(sorted(bound)))
+    stmt = _MOVES.get(key) if len(bound) == len(values) else None
     if stmt is None:
         check_transition(sources, target)
-        stmt = _MOVES[key] = (
-            update(_T).where(_T.c.id == bindparam("m_id"), _T.c.status.in_([s.value for s in sources]))
-            .values(status=target.value, **{k: bindparam(f"m_{k}", type_=_T.c[k].type) for k in key[2]})
-            .returning(_T.c.tenant_id, _T.c.credit_cost))
-    row = session.execute(stmt, {"m_id": job_id, **{f"m_{k}": v for k, v in values.items()}}).first()
+        stmt = (update(_T).where(_T.c.id == bindparam("m_id"), _T.c.status.in_([s.value for s in sources]))
+                .values({"status": target.value,
+                         **{k: bindparam(f"m_{k}", type_=_T.c[k].type) if k in bound else v
+                            for k, v in values.items()}})
+                .returning(_T.c.tenant_id, _T.c.credit_cost))
+        if len(bound) == len(values):
+            _MOVES[key] = stmt
+    row = session.execute(stmt, {"m_id": job_id, **{f"m_{k}": v for k, v in bound.items()}}).first()
     return (row[0], row[1]) if row is not None else None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from sqlalchemy import select, text
 
 from core import jobs
@@ -18,6 +19,17 @@ from core.tenants import get_or_create_tenant
 # (due, or released from the waiting line under the tenant's real plan cap), but nothing else
 # claims them, so the claims below are the only ones.
 PROVIDER = "claim-test"
+
+
+@pytest.fixture(autouse=True)
+def _remove_claim_test_jobs():
+    """Nothing runs these jobs to an end, and later tests wait for queued and running jobs to
+    settle: take them away after each test."""
+    yield
+    from core.db import session_factory
+
+    with session_factory().begin() as s:
+        s.execute(text("DELETE FROM jobs WHERE provider = :p"), {"p": PROVIDER})
 
 
 def _jobs(sessions, n: int) -> list[str]:
