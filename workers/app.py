@@ -61,6 +61,8 @@ def make_celery(settings: Settings) -> Celery:
             "store_processed": False,
             "polling_interval": 0.1,
         }
+        # kombu's own filesystem transport can hand a consumer a half-written message file
+        app.conf.broker_transport = "workers.fsbroker:Transport"
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
