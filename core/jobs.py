@@ -343,8 +343,8 @@ def _held_line(unreleased: bool) -> Any:
     return select(held.order_by(_T.c.created_at).limit(bindparam("p_n")).subquery())
 
 
-# The tenant's oldest held jobs never released, and those whose release went stale: two index
-# range scans (ix_jobs_held_unreleased, ix_jobs_held_published) in one round trip.
+# The tenant's oldest held jobs never released, and those whose release went stale: two range
+# scans of the waiting line's partial indexes (which ones is the planner's choice) in one round trip.
 _PUBLISHABLE = union_all(_held_line(True), _held_line(False))
 
 
