@@ -8,9 +8,10 @@ beat can share the file.
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
@@ -28,14 +29,49 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API conne
     cur.close()
 
 
+_IDLE_SINCE = "visiongate_idle_since"
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections idle ``idle_seconds`` or longer only.
+
+    A connection checked in less than that ago is handed out unpinged: under load every checkout
+    is such a one, and the ping was a round trip per transaction. One that died in that short
+    while fails its statement as a disconnect, which invalidates the pool; callers already retry
+    failed work (the worker requeues, the API answers 503).
+    """
+    pool, dialect = engine.pool, engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:  # noqa: ANN001
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # a fresh connection, or one in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            if not dialect.is_disconnect(error, dbapi_conn, None):
+                raise
+            alive = False
+        if not alive:  # the pool drops this connection and checks out another
+            raise exc.DisconnectionError("a pooled connection was closed by the server")
+
+
 def make_engine(settings: Settings) -> Engine:
     ensure_dirs(settings)
     if settings.is_sqlite:
         engine = create_engine(settings.db_url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(settings.db_url, pool_pre_ping=True,
-                         pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    engine = create_engine(settings.db_url, pool_size=settings.db_pool_size,
+                           max_overflow=settings.db_max_overflow)
+    ping_when_idle(engine, settings.db_ping_idle_seconds)
+    return engine
 
 
 def make_async_engine(settings: Settings) -> AsyncEngine:
@@ -44,8 +80,10 @@ def make_async_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.async_db_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(settings.async_db_url, pool_pre_ping=True,
-                               pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    engine = create_async_engine(settings.async_db_url, pool_size=settings.db_pool_size,
+                                 max_overflow=settings.db_max_overflow)
+    ping_when_idle(engine.sync_engine, settings.db_ping_idle_seconds)
+    return engine
 
 
 @functools.lru_cache(maxsize=1)

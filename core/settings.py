@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # max_connections is 100: keep processes × (pool + overflow) under it.
     db_pool_size: int = Field(8, alias="VISIONGATE_DB_POOL_SIZE")
     db_max_overflow: int = Field(4, alias="VISIONGATE_DB_MAX_OVERFLOW")
+    # A pooled connection idle this long is pinged (SELECT 1) before it is handed out, so one
+    # the server dropped meanwhile is replaced unseen. One used more recently is handed out as it
+    # is: pinging every checkout cost a round trip per transaction. 0 pings every checkout.
+    db_ping_idle_seconds: float = Field(10.0, alias="VISIONGATE_DB_PING_IDLE_SECONDS")
     # Redis for sync-wait notifications (and, later, rate limits). Derived from BROKER_URL
     # when that is redis://; empty in the embedded mode (the API then polls the database).
     redis_url: str = Field("", alias="REDIS_URL")
