@@ -124,6 +124,21 @@ def wait_log(path: Path, marker: bytes, proc: subprocess.Popen, timeout: float =
     raise TimeoutError(f"{path.name}: no {marker!r} within {timeout}s")
 
 
+def wait_settled(proc: subprocess.Popen, timeout: float = 30.0, step: float = 0.25,
+                 busy: float = 0.1) -> None:
+    """Until ``proc`` (and its children) use under ``busy`` of a core for two steps running:
+    its start-up (imports, connections) is over, so its CPU from here on is its work."""
+    deadline = time.monotonic() + timeout
+    last, quiet = cpu_seconds(proc.pid), 0
+    while time.monotonic() < deadline and quiet < 2:
+        time.sleep(step)
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} while starting")
+        now = cpu_seconds(proc.pid)
+        quiet = quiet + 1 if now - last < busy * step else 0
+        last = now
+
+
 # --------------------------------------------------------------------------- /proc
 def _children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
@@ -191,3 +206,35 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def server_root(comm: str) -> int | None:
+    """The topmost running process named ``comm`` (PostgreSQL's postmaster, redis-server)."""
+    named: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1:stat.rfind(")")]
+        if name == comm:
+            named[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    roots = [pid for pid, ppid in named.items() if ppid not in named]
+    return min(roots) if roots else None
+
+
+class CpuMeter:
+    """CPU seconds used by named process trees between ``__init__`` and ``read()``.
+
+    A tree's figure includes children that exited meanwhile (once reaped: PostgreSQL's
+    backends are reaped by the postmaster, so its tree counts closed connections too).
+    """
+
+    def __init__(self, roots: dict[str, int | None]):
+        self.roots = {name: pid for name, pid in roots.items() if pid is not None}
+        self.start = {name: cpu_seconds(pid) for name, pid in self.roots.items()}
+
+    def read(self) -> dict[str, float]:
+        return {name: round(cpu_seconds(pid) - self.start[name], 3) for name, pid in self.roots.items()}

@@ -129,6 +129,7 @@ def render_markdown(results: dict[str, Any]) -> tuple[str, list[dict[str, str]]]
         t.add(name, "jobs not COMPLETED (all reps)", str(incomplete), "no-op tasks lost",
               str(sum(r["burst"]["failed"] + r["paced"]["failed"] for r in noop)), "", "0",
               _verdict(incomplete == 0))
+        _pipeline_cpu(t, notes, name, vg, noop, meta.get("cpus") or 1)
         windows = _col(vg, lambda r: r["burst"]["window_s"])
         notes.append(
             f"Pipeline throughput: a burst of {p['burst_jobs']} jobs through the API "
@@ -336,3 +337,50 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# Who spends the CPU of a pipeline job (bench.run's CpuMeter over the burst), in report order.
+_JOB_PARTS = [("worker", "worker"), ("api", "API"), ("sim", "simulator"), ("postgres", "PostgreSQL"),
+              ("redis", "Redis"), ("beat", "beat"), ("loadgen", "load generator")]
+_NOOP_PARTS = [("noop-worker", "worker"), ("redis", "Redis"), ("sender", "sender")]
+
+
+def _per_item_ms(run: dict[str, Any], parts: list[tuple[str, str]]) -> dict[str, float] | None:
+    cpu, n = run.get("cpu_s"), run.get("completed")
+    if not cpu or not n:
+        return None
+    return {key: 1000.0 * (cpu.get(key) or 0.0) / n for key, _ in parts}
+
+
+def _pipeline_cpu(t: Table, notes: list[str], name: str, vg: list[dict[str, Any]],
+                  noop: list[dict[str, Any]], cpus: int) -> None:
+    """CPU per job by process, next to the no-op's per task, and what that leaves possible."""
+    jobs = [_per_item_ms(r["burst"], _JOB_PARTS) for r in vg]
+    tasks = [_per_item_ms(r["burst"], _NOOP_PARTS) for r in noop]
+    if not any(jobs) or not any(tasks):
+        return
+    job_total = [sum(j.values()) if j else None for j in jobs]
+    task_total = [sum(k.values()) if k else None for k in tasks]
+
+    def parts(rows: list[dict[str, float] | None], names: list[tuple[str, str]]) -> str:
+        return ", ".join(f"{label} {fmt_spread(spread([r[key] if r else None for r in rows]), 2)}"
+                         for key, label in names)
+
+    t.add(name, "CPU per completed job (ms), burst, all processes", fmt_spread(spread(job_total), 2),
+          "CPU per no-op task (ms)", fmt_spread(spread(task_total), 2),
+          fmt_spread(spread(ratios(job_total, task_total)), 1, "×"))
+    # The part no worker change can remove: the API taking the job, the upstream (simulator),
+    # PostgreSQL, Redis, beat. All of it shares this machine's CPUs with the worker.
+    fixed = [sum(v for k, v in j.items() if k not in ("worker", "loadgen")) if j else None for j in jobs]
+    bound = [cpus * 1000.0 / f if f else None for f in fixed]
+    noop_rate = _col(noop, lambda r: r["burst"]["per_s"])
+    t.add(name, "jobs/s bound if the worker's own CPU were zero", fmt_spread(spread(bound), 0),
+          "Celery no-op tasks/s", fmt_spread(spread(noop_rate), 1),
+          fmt_spread(spread(ratios(bound, noop_rate)), 2, "×"))
+    notes.append(
+        "Pipeline CPU (CPU seconds of each process tree over the burst, from /proc, divided by the "
+        f"jobs completed; PostgreSQL and Redis are the whole servers): per job {parts(jobs, _JOB_PARTS)}; "
+        f"per no-op task {parts(tasks, _NOOP_PARTS)}. The bound row is {cpus} CPUs divided by the "
+        "CPU per job of everything but the worker and the load generator (API, simulator, "
+        "PostgreSQL, Redis, beat): the rate the machine could reach if the worker cost nothing, "
+        "so a throughput target above it cannot be met here by any change to the worker.")

@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -334,6 +335,8 @@ class Bench:
             P.wait_http(f"http://127.0.0.1:{self.prof_port}/health", proc)
         elif name in ("worker", "noop-worker"):
             P.wait_log(self.procs.log_path(name), b"ready.", proc, count=self.a.worker_processes)
+        elif name == "beat":  # it logs nothing when ready: wait until its start-up CPU is spent
+            P.wait_settled(proc)
         if name in ("api", "baseline") and self.a.api_processes > 1:
             self._wait_children(proc, self.a.api_processes)
 
@@ -448,19 +451,19 @@ class Bench:
         deadline = time.monotonic() + timeout
         counts: dict[str, int] = {}
         last, moved = None, time.monotonic()
-        while time.monotonic() < deadline:
-            with self.pg() as conn:
+        with self.pg() as conn:  # one connection: a new one per look would cost a backend each
+            while time.monotonic() < deadline:
                 counts = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
                 progress = conn.execute("SELECT max(updated_at) FROM jobs").fetchone()[0]
-            if sum(counts.get(s, 0) for s in FINAL) >= n:
-                break
-            if progress != last:
-                last, moved = progress, time.monotonic()
-            elif time.monotonic() - moved > stall:
-                log(f"  no job moved for {stall:.0f} s; giving up waiting ({counts})")
-                break
-            self.procs.check_alive(["worker", "beat", "api"])
-            time.sleep(0.25)
+                if sum(counts.get(s, 0) for s in FINAL) >= n:
+                    break
+                if progress != last:
+                    last, moved = progress, time.monotonic()
+                elif time.monotonic() - moved > stall:
+                    log(f"  no job moved for {stall:.0f} s; giving up waiting ({counts})")
+                    break
+                self.procs.check_alive(["worker", "beat", "api"])
+                time.sleep(0.25)
         return counts
 
     def _job_stats(self) -> dict[str, Any]:
@@ -477,14 +480,22 @@ class Bench:
                 "per_s": round(len(done) / window, 2) if window > 0 else None,
                 "p50_ms": _r(percentile(lat, 0.5)), "p99_ms": _r(percentile(lat, 0.99))}
 
+    def cpu_meter(self, *names: str) -> P.CpuMeter:
+        """CPU of our components ``names`` plus the PostgreSQL and Redis servers."""
+        roots: dict[str, int | None] = {n: self.procs.running[n].pid for n in names if n in self.procs.running}
+        roots.update(postgres=P.server_root("postgres"), redis=P.server_root("redis-server"))
+        return P.CpuMeter(roots)
+
     def _pipeline_burst(self, n: int) -> dict[str, Any]:
         self.wipe_jobs()
+        meter = self.cpu_meter("worker", "beat", "api", "sim")
         sub = self.load(f"http://127.0.0.1:{self.api_port}", [GEN_PATH], method="POST", body=GEN_BODY,
                         concurrency=16, duration=max(60.0, n / 5), warmup=0, max_requests=n,
                         expect=(202,))
         self._wait_jobs(sub["requests"], timeout=self._drain_timeout(10))
         st = self._job_stats()
         st["submit_errors"] = sub["errors"]
+        st["cpu_s"] = {**meter.read(), "loadgen": sub.get("loadgen_cpu_s")}
         return st
 
     def _pipeline_paced(self) -> dict[str, Any]:
@@ -510,6 +521,7 @@ class Bench:
 
         self.redis.delete(RESULTS_KEY)
         max_s = (n / rate + 30) if rate else 120.0
+        meter, sender0 = self.cpu_meter("noop-worker"), _children_cpu()
         res = subprocess.run([PY, "-m", "bench.noop", "send", str(n), str(rate or 0), str(max_s)],
                              cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=max_s + 60)
         if res.returncode != 0:
@@ -519,12 +531,13 @@ class Bench:
         while time.monotonic() < deadline and self.redis.llen(RESULTS_KEY) < sent:
             self.procs.check_alive(["noop-worker"])
             time.sleep(0.1)
+        cpu = {**meter.read(), "sender": round(_children_cpu() - sender0, 3)}
         pairs = [tuple(map(float, x.split(b","))) for x in self.redis.lrange(RESULTS_KEY, 0, -1)]
         lat = [(d - s) * 1000 for s, d in pairs]
         window = (max(d for _, d in pairs) - min(s for s, _ in pairs)) if pairs else 0.0
         return {"jobs": sent, "completed": len(pairs), "failed": sent - len(pairs),
                 "window_s": round(window, 3), "per_s": round(len(pairs) / window, 2) if window > 0 else None,
-                "p50_ms": _r(percentile(lat, 0.5)), "p99_ms": _r(percentile(lat, 0.99))}
+                "p50_ms": _r(percentile(lat, 0.5)), "p99_ms": _r(percentile(lat, 0.99)), "cpu_s": cpu}
 
     def pipeline(self) -> None:
         log("scenario 3: pipeline (simulator latency 0)")
@@ -548,12 +561,16 @@ class Bench:
         runs: dict[str, list[dict[str, Any]]] = {"visiongate": [], "noop": []}
         for rep in range(self.a.repeats):
             self.start("worker", "beat")
+            if not self.a.quick:  # steady state: the fresh worker has met the operation once
+                self._pipeline_burst(_clamp(round(n_pipe * self.a.warmup / target), 20, n_pipe))
             burst, paced = self._pipeline_burst(n_pipe), self._pipeline_paced()
             self.stop("worker", "beat")
             runs["visiongate"].append({"burst": burst, "paced": paced})
             log(f"  pipeline rep {rep + 1}: {burst['per_s']} jobs/s over {burst['window_s']} s; "
                 f"paced p50 {paced['p50_ms']} ms p99 {paced['p99_ms']} ms")
             self.start("noop-worker")
+            if not self.a.quick:
+                self._noop(_clamp(round(n_noop * self.a.warmup / target), 200, n_noop), None)
             burst, paced = self._noop(n_noop, None), self._noop(
                 int(self.a.pipeline_rate * self.a.duration), self.a.pipeline_rate)
             self.stop("noop-worker")
@@ -958,6 +975,12 @@ def _baseline_rows(lines: list[bytes], spec: dict[str, Any], tenant_id: str) -> 
                      now, None, Jsonb(params), False, now, 0, 0, 0, created, now, batch_id,
                      f"baseline-{i:06d}"))
     return rows
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's reaped children (the no-op sender runs as one)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:

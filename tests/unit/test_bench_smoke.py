@@ -88,6 +88,14 @@ def test_each_scenario_recorded_its_repetitions(smoke: dict[str, Any]) -> None:
         rep = sc["pipeline"]["runs"][variant][0]
         assert rep["burst"]["completed"] > 0 and rep["paced"]["completed"] > 0
         assert {"per_s", "p50_ms", "p99_ms", "window_s"} <= set(rep["burst"])
+    # where a burst's CPU went: the worker and the servers did some work, measured per process
+    job_cpu = sc["pipeline"]["runs"]["visiongate"][0]["burst"]["cpu_s"]
+    assert {"worker", "api", "sim", "beat", "postgres", "redis", "loadgen"} <= set(job_cpu)
+    assert job_cpu["worker"] > 0 and job_cpu["postgres"] > 0 and job_cpu["sim"] > 0
+    noop_cpu = sc["pipeline"]["runs"]["noop"][0]["burst"]["cpu_s"]
+    assert {"noop-worker", "redis", "sender"} <= set(noop_cpu) and noop_cpu["noop-worker"] > 0
+    rows = {r["Metric"]: r for r in smoke["json"]["table"] if r["Scenario"].startswith("3 ")}
+    assert "jobs/s bound if the worker's own CPU were zero" in rows
     inflight = sc["inflight"]["runs"][0]
     assert inflight["completed"] == inflight["jobs"]
     assert inflight["late_p50_s"] is not None and inflight["status_requests"] > 0
