@@ -17,13 +17,13 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, text, union_all, update
+from sqlalchemy import and_, bindparam, exists, func, literal_column, or_, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 from sqlalchemy.sql.elements import ClauseElement
 
 from core import credits
-from core.models import ACTIVE, Job, JobStatus, Tenant, new_id, utcnow
+from core.models import ACTIVE, Job, JobStatus, JobWebhook, Tenant, WebhookEndpoint, new_id, utcnow
 
 S = JobStatus
 
@@ -51,12 +51,24 @@ def check_transition(sources: Iterable[JobStatus], target: JobStatus) -> None:
 
 _T = Job.__table__  # the hot statements below are Core statements on the table, built once
 _MOVES: dict[tuple[Any, ...], Any] = {}
+_JW, _WE = JobWebhook.__table__, WebhookEndpoint.__table__
+# Whether anyone could want the job's webhook events (its own webhook, or an enabled endpoint of
+# its tenant): asked in the move's RETURNING, so a job nobody subscribes to skips the lookup.
+_HOOKED = or_(exists().where(_JW.c.job_id == _T.c.id).correlate(_T),
+              exists().where(_WE.c.tenant_id == _T.c.tenant_id, _WE.c.enabled.is_(True)).correlate(_T))
+
+
+class Moved(NamedTuple):
+    tenant_id: str
+    credit_cost: int
+    hooked: bool  # someone may subscribe to its webhook events
 
 
 def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target: JobStatus,
-          **values: Any) -> tuple[str, int] | None:
-    """Move ``job_id`` from one of ``sources`` to ``target``. Returns (tenant id, credit cost)
-    when this call made the move, None when the job was elsewhere (someone else won).
+          **values: Any) -> Moved | None:
+    """Move ``job_id`` from one of ``sources`` to ``target``. Returns the job's tenant, credit
+    cost and whether it has webhook subscribers when this call made the move, None when the job
+    was elsewhere (someone else won).
 
     The UPDATE for each (sources, target, set of columns) is built once and reused with bound
     values: building and cache-keying a statement costs more CPU than running it. Values that
@@ -71,11 +83,11 @@ def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target:
                 .values({"status": target.value,
                          **{k: bindparam(f"m_{k}", type_=_T.c[k].type) if k in bound else v
                             for k, v in values.items()}})
-                .returning(_T.c.tenant_id, _T.c.credit_cost))
+                .returning(_T.c.tenant_id, _T.c.credit_cost, _HOOKED))
         if len(bound) == len(values):
             _MOVES[key] = stmt
     row = session.execute(stmt, {"m_id": job_id, **{f"m_{k}": v for k, v in bound.items()}}).first()
-    return (row[0], row[1]) if row is not None else None
+    return Moved(row[0], row[1], bool(row[2])) if row is not None else None
 
 
 # --------------------------------------------------------------------------- public view
@@ -390,7 +402,7 @@ def mark_submitted(session: Session, job_id: str, tasks: list[dict[str, Any]],
                   lease_until=None, updated_at=now)
     if moved is None:
         return None
-    _event(session, job_id, "job.started", moved[0])
+    _event(session, job_id, "job.started", moved)
     return now
 
 
@@ -415,7 +427,7 @@ def complete(session: Session, job_id: str, outputs: list[dict[str, Any]], meta:
     moved = _move(session, job_id, (S.RUNNING, S.SUBMITTED), S.COMPLETED, **values)
     if moved is not None:
         credits.settle(session, moved[0], job_id, moved[1], captured=True)
-        _event(session, job_id, "job.completed", moved[0])
+        _event(session, job_id, "job.completed", moved)
     return moved is not None
 
 
@@ -426,7 +438,7 @@ def fail(session: Session, job_id: str, code: str, message: str, retention_secon
                   lease_until=None, held_at=None)
     if moved is not None:
         credits.settle(session, moved[0], job_id, moved[1], captured=False)
-        _event(session, job_id, "job.failed", moved[0])
+        _event(session, job_id, "job.failed", moved)
     return moved is not None
 
 
@@ -439,16 +451,19 @@ def cancel(session: Session, job_id: str, message: str, retention_seconds: float
                   expires_at=now + dt.timedelta(seconds=retention_seconds))
     if moved is not None:
         credits.settle(session, moved[0], job_id, moved[1], captured=False)
-        _event(session, job_id, "job.failed", moved[0])
+        _event(session, job_id, "job.failed", moved)
     return moved is not None
 
 
-def _event(session: Session, job_id: str, event_type: str, tenant_id: str) -> None:
+def _event(session: Session, job_id: str, event_type: str, moved: Moved) -> None:
     """Record the job's webhook event in the transaction that made the move (like the credit
-    settlement), so a finished job never loses its event; the sweeper sends it."""
+    settlement), so a finished job never loses its event; the sweeper sends it. Nothing to do
+    when the move saw no subscriber (most jobs: then no query at all)."""
+    if not moved.hooked:
+        return
     from core import webhooks  # late import: webhooks reads job documents (core.results)
 
-    webhooks.job_event(session, job_id, event_type, tenant_id)
+    webhooks.job_event(session, job_id, event_type, moved.tenant_id)
 
 
 def record_poll(session: Session, job_id: str, *, tasks: list[dict[str, Any]], delay: float,

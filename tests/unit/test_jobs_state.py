@@ -117,3 +117,40 @@ def test_visibility(db):
         assert not jobs.is_visible(job, job.tenant_id)
         job.expires_at, job.status = None, "EXPIRED"
         assert not jobs.is_visible(job, job.tenant_id)
+
+
+def test_a_move_says_whether_the_job_has_webhook_subscribers(db):
+    """The move's RETURNING answers "does anyone subscribe?" so most jobs skip the lookup; a
+    job's own webhook and an enabled endpoint of its tenant count, a disabled endpoint does not."""
+    from core.models import JobWebhook, WebhookEndpoint, WebhookEvent
+
+    sessions, _ = db
+
+    def moved(job_id: str) -> jobs.Moved:
+        with sessions.begin() as s:
+            return jobs._move(s, job_id, (S.QUEUED,), S.RUNNING)
+
+    plain = _job(sessions)
+    assert moved(plain).hooked is False
+    with sessions.begin() as s:
+        assert jobs.complete(s, plain, [], {}, 60)  # nobody subscribes: no event recorded
+    own = _job(sessions)
+    with sessions.begin() as s:
+        s.add(JobWebhook(job_id=own, url="https://hooks.example/own", events=["job.completed"]))
+    assert moved(own).hooked is True
+    with sessions.begin() as s:
+        tenant_id = s.get(Job, plain).tenant_id
+        endpoint = WebhookEndpoint(tenant_id=tenant_id, url="https://hooks.example/all",
+                                   events=["job.completed"], enabled=False)
+        s.add(endpoint)
+    assert moved(_job(sessions)).hooked is False  # disabled endpoint
+    with sessions.begin() as s:
+        s.get(WebhookEndpoint, endpoint.id).enabled = True
+    subscribed = _job(sessions)
+    result = moved(subscribed)
+    assert result.hooked is True and result.tenant_id == tenant_id
+    with sessions.begin() as s:  # the finishing move records the subscriber's event
+        assert jobs.complete(s, subscribed, [], {}, 60)
+    with sessions() as s:
+        recorded = {e.job_id for e in s.query(WebhookEvent).all()}
+    assert subscribed in recorded and plain not in recorded
