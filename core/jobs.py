@@ -338,9 +338,15 @@ def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: 
         if free <= 0:
             continue
         ids = _publishable(session, tenant_id, stale, min(free, limit))
-        rows = session.execute(update(Job).where(Job.id.in_(ids), Job.status == S.QUEUED.value)
-                               .values(published_at=utcnow()).returning(Job.id, Job.provider)
-                               .execution_options(synchronize_session=False)).all()
+        # The UPDATE states again what made them publishable: a concurrent caller (another
+        # worker's start, the sweeper) may have read the same ids; after waiting for its row
+        # locks this one re-checks the condition on the committed rows and skips what the
+        # other released, so each job is published once.
+        rows = session.execute(update(Job).where(
+            Job.id.in_(ids), Job.status == S.QUEUED.value, Job.held_at.is_not(None),
+            or_(Job.published_at.is_(None), Job.published_at < stale))
+            .values(published_at=utcnow()).returning(Job.id, Job.provider)
+            .execution_options(synchronize_session=False)).all()
         released += [Due(r[0], r[1]) for r in rows]
     return released
 

@@ -113,3 +113,45 @@ def test_waiting_line_query_uses_its_partial_index_in_a_generic_plan(system_env)
         assert "Seq Scan" not in plan, plan
         # and it still answers: the oldest held jobs first
         assert jobs._publishable(s, params["p_tenant"], params["p_stale"], 1) == []
+
+
+def test_concurrent_releases_publish_each_held_job_once(system_env):
+    """Two callers (two workers' starts, or a start and the sweeper) read the same waiting line
+    at once: the second waits for the first's row locks and must then skip what it released,
+    not publish those jobs a second time."""
+    import threading
+
+    from core.db import session_factory
+
+    sessions = session_factory()
+    ids = _jobs(sessions, 6)
+    with sessions.begin() as s:
+        tenant_id = s.scalar(select(Job.tenant_id).where(Job.id == ids[0]))
+        # The running system's sweeper releases waiting lines too; with no slots for this
+        # tenant (its own limits) it leaves this line to the two callers below.
+        s.execute(text("UPDATE tenants SET limits = CAST(:l AS json) WHERE id = :t"),
+                  {"l": '{"concurrency": 0}', "t": tenant_id})
+        s.execute(text("UPDATE jobs SET held_at = now() WHERE id = ANY(:ids)"), {"ids": ids})
+    wide = lambda _tenant: 100  # noqa: E731 - the callers' own view: slots for all of them
+
+    first = sessions()
+    first.begin()
+    released_first = [d.id for d in jobs.release_held(first, wide, 100, tenant_id)]
+    assert sorted(released_first) == sorted(ids)  # locked, not committed yet
+
+    second: list[str] = []
+    waiting = threading.Thread(target=lambda: second.extend(
+        d.id for d in _release_in_own_transaction(sessions, wide, tenant_id)))
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive()  # blocked on the first caller's row locks
+    first.commit()
+    first.close()
+    waiting.join(10.0)
+    assert not waiting.is_alive()
+    assert second == []  # everything it had read was released by the first caller meanwhile
+
+
+def _release_in_own_transaction(sessions, concurrency, tenant_id: str) -> list[jobs.Due]:
+    with sessions.begin() as s:
+        return jobs.release_held(s, concurrency, 100, tenant_id)
