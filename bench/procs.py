@@ -140,8 +140,8 @@ def wait_settled(proc: subprocess.Popen, timeout: float = 30.0, step: float = 0.
 
 
 # --------------------------------------------------------------------------- /proc
-def _children_map() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
+def _processes() -> Iterable[tuple[int, str, int]]:
+    """(pid, command name, parent pid) of every process /proc shows."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -149,8 +149,13 @@ def _children_map() -> dict[int, list[int]]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
+        yield int(entry), stat[stat.find("(") + 1:stat.rfind(")")], int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for pid, _name, ppid in _processes():
+        kids.setdefault(ppid, []).append(pid)
     return kids
 
 
@@ -210,17 +215,7 @@ def alive(pid: int) -> bool:
 
 def server_root(comm: str) -> int | None:
     """The topmost running process named ``comm`` (PostgreSQL's postmaster, redis-server)."""
-    named: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.find("(") + 1:stat.rfind(")")]
-        if name == comm:
-            named[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    named = {pid: ppid for pid, name, ppid in _processes() if name == comm}
     roots = [pid for pid, ppid in named.items() if ppid not in named]
     return min(roots) if roots else None
 
