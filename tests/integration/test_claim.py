@@ -136,17 +136,18 @@ def test_concurrent_releases_publish_each_held_job_once(system_env):
 
     first = sessions()
     first.begin()
-    released_first = [d.id for d in jobs.release_held(first, wide, 100, tenant_id)]
-    assert sorted(released_first) == sorted(ids)  # locked, not committed yet
-
     second: list[str] = []
-    waiting = threading.Thread(target=lambda: second.extend(
+    waiting = threading.Thread(daemon=True, target=lambda: second.extend(
         d.id for d in _release_in_own_transaction(sessions, wide, tenant_id)))
-    waiting.start()
-    waiting.join(1.0)
-    assert waiting.is_alive()  # blocked on the first caller's row locks
-    first.commit()
-    first.close()
+    try:
+        released_first = [d.id for d in jobs.release_held(first, wide, 100, tenant_id)]
+        assert sorted(released_first) == sorted(ids)  # locked, not committed yet
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive()  # blocked on the first caller's row locks
+        first.commit()
+    finally:  # a failed check must not leave the rows locked (later tests delete them)
+        first.close()
     waiting.join(10.0)
     assert not waiting.is_alive()
     assert second == []  # everything it had read was released by the first caller meanwhile
