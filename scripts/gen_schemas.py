@@ -10,7 +10,7 @@ Usage (from the repo root)::
 
     .venv/bin/python scripts/gen_schemas.py [SEED_JSON] [--output PATH] [--check]
 
-``SEED_JSON`` defaults to ``../shared/seeds/vision-studio-endpoints.json`` relative to the repo
+``SEED_JSON`` defaults to ``spec/vision-studio-endpoints.json`` in the repo
 root; ``--output`` defaults to ``providers/bria/schemas_gen.py``; ``--check`` writes nothing and
 exits 1 when the committed file differs from what would be generated.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SEED = REPO_ROOT.parent / "shared" / "seeds" / "vision-studio-endpoints.json"
+DEFAULT_SEED = REPO_ROOT / "spec" / "vision-studio-endpoints.json"
 DEFAULT_OUTPUT = REPO_ROOT / "providers" / "bria" / "schemas_gen.py"
 PATH_PREFIXES = ("/api/v1/bria/", "/api/v1/bria-lora/")
 
@@ -425,7 +425,7 @@ def render(seed_path: Path | str = DEFAULT_SEED) -> str:
 # {hashlib.sha256(raw).hexdigest()}
 # Regenerate from the repo root with:
 #
-#     .venv/bin/python scripts/gen_schemas.py [../shared/seeds/vision-studio-endpoints.json]
+#     .venv/bin/python scripts/gen_schemas.py [spec/vision-studio-endpoints.json]
 #
 # tests/unit/test_bria_schemas.py fails when this file differs from the generator's output.
 # Prose-only rules of 004 (conditional requirements, base64 checks) are NOT here: they live in

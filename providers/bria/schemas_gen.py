@@ -5,7 +5,7 @@
 # 7be50e0cf0f2a64aaffa63a290c1202f26be440409e9741e0bbc6c0fd0c74f3b
 # Regenerate from the repo root with:
 #
-#     .venv/bin/python scripts/gen_schemas.py [../shared/seeds/vision-studio-endpoints.json]
+#     .venv/bin/python scripts/gen_schemas.py [spec/vision-studio-endpoints.json]
 #
 # tests/unit/test_bria_schemas.py fails when this file differs from the generator's output.
 # Prose-only rules of 004 (conditional requirements, base64 checks) are NOT here: they live in

@@ -4,7 +4,7 @@
 * the committed providers/bria/schemas_gen.py is exactly what scripts/gen_schemas.py produces;
 * BriaGenerateImageRequest: every field limit at its boundary, defaults, and 004's prose rules.
 
-The seed lives in ../shared beside the repo (CI clones main with shared/ beside it).
+The reference lives in the repo, under spec/.
 """
 
 import importlib.util
@@ -22,14 +22,14 @@ from pydantic_core import to_jsonable_python
 from providers.bria import schemas, schemas_gen
 
 REPO = Path(__file__).resolve().parents[2]
-SEEDS = Path(__file__).parents[2].parent / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "spec"
 SEED_JSON = SEEDS / "vision-studio-endpoints.json"
 INVENTORY = SEEDS / "INVENTORY.md"
 
 if not SEED_JSON.is_file() or not INVENTORY.is_file():
     raise RuntimeError(
-        f"seed files missing: {SEED_JSON} / {INVENTORY}. These tests need shared/seeds beside the "
-        "repo (CI has it); they must not be skipped."
+        f"spec files missing: {SEED_JSON} / {INVENTORY} (the repo's copy of the reference); "
+        "these tests must not be skipped."
     )
 
 ENDPOINTS = [
@@ -191,7 +191,7 @@ def test_committed_schemas_gen_is_up_to_date():
     )
 
 
-def test_generator_default_seed_path_is_shared_beside_the_repo():
+def test_generator_default_seed_path_is_the_repo_spec():
     gen = load_generator()
     assert gen.DEFAULT_SEED.resolve() == SEED_JSON.resolve()
 
