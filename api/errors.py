@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,8 +34,6 @@ def upstream_error(exc: Exception, who: str = "the upstream") -> Exception:
     management): 429 → 429 with Retry-After; timeouts → 504; other 5xx / connection errors →
     502; the upstream refusing the input (400/415/422) → 422 ``upstream_rejected`` (FastAPI's
     shape, naming the body); a state conflict (409/412) → 409; anything else → 502."""
-    from fastapi.exceptions import RequestValidationError
-
     from providers.base import Permanent, RateLimited, Retryable, UpstreamError
 
     if isinstance(exc, RateLimited):
@@ -103,13 +105,84 @@ async def _db_down(_req: Request, exc: OperationalError) -> JSONResponse:
                           {"Retry-After": "5"})
 
 
-async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal_error", "an unexpected error occurred")
+async def _redis_down(_req: Request, exc: Exception) -> JSONResponse:
+    log.error("redis unavailable: %s", exc)
+    return error_response(503, "service_unavailable", "a backing service (Redis) is unavailable; retry shortly",
+                          {"Retry-After": "5"})
+
+
+async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+    request_id = "req_" + uuid.uuid4().hex[:16]
+    log.error("unhandled error %s on %s %s", request_id, req.method, req.url.path, exc_info=exc)
+    return error_response(500, "internal_error", f"an unexpected error occurred (request {request_id})",
+                          {"X-Request-ID": request_id}, request_id=request_id)
+
+
+# --------------------------------------------------------------------------- 422s
+CLIP_CHARS = 64  # an error item shows at most this much of a long input value
+
+
+def clip(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """A JSON-safe, short stand-in for an input value shown in an error item: long strings keep
+    a prefix and say how long they were; non-finite numbers, bytes and text that is not Unicode
+    become readable strings; containers are clipped item by item within a small total budget."""
+    budget = budget if budget is not None else [CLIP_CHARS * 8]
+    if value is None or isinstance(value, bool) or isinstance(value, int) and abs(value) < 2**63:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        safe = value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates → "\\ud800"
+        if len(safe) <= CLIP_CHARS and budget[0] >= len(safe):
+            budget[0] -= len(safe)
+            return safe
+        keep = max(0, min(CLIP_CHARS, budget[0], 32))
+        budget[0] -= keep
+        return f"{safe[:keep]}… ({len(value)} characters)"
+    if isinstance(value, dict):
+        if depth >= 3 or budget[0] <= 0:
+            return f"<object with {len(value)} keys>"
+        out: dict[str, Any] = {}
+        for index, (key, item) in enumerate(value.items()):
+            if index >= 20 or budget[0] <= 0:
+                out["…"] = f"{len(value) - index} more keys"
+                break
+            out[str(clip(str(key), budget, depth + 1))] = clip(item, budget, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        if depth >= 3 or budget[0] <= 0:
+            return f"<array of {len(value)} items>"
+        items = [clip(item, budget, depth + 1) for item in list(value)[:10]]
+        return items + ([f"… {len(value) - 10} more items"] if len(value) > 10 else [])
+    return clip(str(value), budget, depth)
+
+
+def validation_items(errors: Any) -> list[dict[str, Any]]:
+    items = []
+    for error in list(errors)[:50]:
+        msg = str(error.get("msg", "")).encode("utf-8", "backslashreplace").decode("utf-8")
+        item = {"type": error.get("type"), "loc": [clip(part) for part in error.get("loc", ())],
+                "msg": msg if len(msg) <= 600 else msg[:600] + "…"}
+        if "input" in error:
+            item["input"] = clip(error["input"])
+        if error.get("ctx"):
+            item["ctx"] = {str(k): clip(v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+                           for k, v in error["ctx"].items()}
+        items.append(item)
+    return items
+
+
+async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": validation_items(exc.errors())}, status_code=422)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _db_down)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
+from starlette.exceptions import HTTPException
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -20,8 +22,13 @@ Send = Callable[[Message], Awaitable[None]]
 FORM_TYPES = (b"application/x-www-form-urlencoded", b"text/plain")
 
 
-class TooLarge(Exception):
-    pass
+class TooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit. An ``HTTPException``, so
+    FastAPI's body reading re-raises it (any other exception there becomes a 400) and the
+    error handlers answer 413 in the error shape."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
 
 
 class IntakeMiddleware:
@@ -59,7 +66,7 @@ class IntakeMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise TooLarge()
+                    raise TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -85,20 +85,32 @@ def model_doc(m: LoraModel) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- tenant-scoped reads
+def is_ascii_digits(text: str) -> bool:
+    """``"12"`` yes; ``"²"`` or ``"١٢"`` no (``str.isdigit`` says yes to them, ``int`` does not
+    take ``"²"``, and an id written in other scripts is not an id a client was given)."""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
+
+
 def parse_id(value: Any) -> int | None:
     """A client's id (integer, or a string of digits) → int; None when it cannot be one."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_ascii_digits(value.strip()):
         number = int(value.strip())
         return number if 0 < number < 2**31 else None
     return None
 
 
+def _storable(object_id: Any) -> bool:
+    """Ids are 32-bit serials: a number outside that range names nothing (and would make
+    PostgreSQL refuse the query)."""
+    return isinstance(object_id, int) and not isinstance(object_id, bool) and 0 < object_id < 2**31
+
+
 async def _get(session: AsyncSession, cls: Any, tenant_id: str, object_id: int | None) -> Any:
-    if object_id is None:
+    if not _storable(object_id):
         return None
     return await session.scalar(select(cls).where(cls.id == object_id, cls.tenant_id == tenant_id))
 
@@ -116,6 +128,8 @@ async def get_model(session: AsyncSession, tenant_id: str, model_id: int | None)
 
 
 async def get_image(session: AsyncSession, tenant_id: str, dataset_id: int, image_id: int) -> LoraImage | None:
+    if not (_storable(dataset_id) and _storable(image_id)):
+        return None
     return await session.scalar(select(LoraImage).where(
         LoraImage.id == image_id, LoraImage.dataset_id == dataset_id, LoraImage.tenant_id == tenant_id))
 

@@ -49,6 +49,19 @@ def result_body(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
     return body
 
 
+# Error codes that mean the job failed on what the client sent, not on us or the upstream:
+# media checks (core.media: ``image_*``, ``video_*``, ``media_*``, ``not_a_*``, ``base64_*``),
+# input URLs that may not or could not be fetched (``input_*``), and the upstream refusing the
+# input itself (HTTP 400/413/415/422, content moderation included).
+_INPUT_PREFIXES = ("input_", "image_", "video_", "media_", "not_a", "base64_")
+_INPUT_CODES = frozenset({"upstream_400", "upstream_413", "upstream_415", "upstream_422"})
+
+
+def input_fault(code: str | None) -> bool:
+    """True when a job's error code blames the client's input (a sync caller gets 422, not 502)."""
+    return bool(code) and (code in _INPUT_CODES or code.startswith(_INPUT_PREFIXES))
+
+
 def error_body(job: Job) -> dict[str, Any]:
     return {"code": job.error_code or "error", "message": job.error_message or "the job failed"}
 

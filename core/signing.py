@@ -38,7 +38,10 @@ def sign_url(secret_key: str, base_url: str, key: str, expires: int, method: str
 
 def verify(secret_key: str, method: str, path: str, expires: str | None, signature: str | None,
            now: float | None = None) -> Verdict:
-    if not expires or not signature or not expires.isdigit():
+    # ASCII only: str.isdigit() accepts "²" (which int() refuses) and compare_digest refuses
+    # non-ASCII text; anything else is a malformed link, not a server error.
+    if (not expires or not signature or not expires.isascii() or not expires.isdigit()
+            or len(expires) > 12 or not signature.isascii()):
         return Verdict.INVALID
     # HEAD is a GET without the body; a GET signature is good for both.
     method = "GET" if method.upper() == "HEAD" else method

@@ -11,8 +11,9 @@ from core.models import Tenant
 from core.plans import WINDOW_SECONDS
 from providers.base import Kind
 from providers.registry import TABLES
+from api.strict import StrictRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 
 
 @router.get("/api/v1/account", tags=["Account"], summary="Get Account")

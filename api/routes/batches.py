@@ -18,8 +18,9 @@ from core import batches
 from core.credits import InsufficientCredits
 from core.notify import ALL
 from providers.base import InvalidRequest
+from api.strict import StrictRoute
 
-router = APIRouter(tags=["Batches"])
+router = APIRouter(route_class=StrictRoute, tags=["Batches"])
 
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "application/jsonlines")
 _LINE = {"type": "object", "required": ["custom_id", "endpoint", "body"], "properties": {

@@ -6,8 +6,9 @@ from fastapi.responses import FileResponse
 from api.deps import SettingsDep
 from api.errors import ApiError
 from core.signing import Verdict, verify
+from api.strict import StrictRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 
 
 @router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)

@@ -37,6 +37,7 @@ from core import lora
 from core.models import LoraDataset, LoraImage, LoraModel, LoraProject, utcnow
 from providers.base import InvalidRequest, UpstreamError
 from providers.bria import schemas as S
+from api.strict import StrictRoute
 from providers.bria.lora import (MAX_DATASET_IMAGES, MIN_IMAGES_TO_COMPLETE, TRAINED, TRAINING_STATES,
                                  TailoredClient, upstream_id)
 
@@ -49,7 +50,7 @@ RESPONSES = {401: {"description": "Missing or invalid API key"},
              429: {"description": "Rate limit reached (ours or Bria's; see Retry-After)"},
              502: {"description": "Bria failed"}, 504: {"description": "Bria did not answer in time"}}
 
-router = APIRouter(responses=RESPONSES)
+router = APIRouter(route_class=StrictRoute, responses=RESPONSES)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -361,9 +362,9 @@ async def _form_as_json(request: Request) -> Request:
         if isinstance(form.get(key), str) and form[key]:
             payload[key] = form[key]
     given = form.get("dataset_id")
-    payload["dataset_id"] = (int(given) if isinstance(given, str) and given.strip().isdigit() else
+    payload["dataset_id"] = (int(given) if isinstance(given, str) and lora.is_ascii_digits(given.strip()) else
                              given if given is not None else request.path_params.get("dataset_id"))
-    if isinstance(payload["dataset_id"], str) and payload["dataset_id"].isdigit():
+    if isinstance(payload["dataset_id"], str) and lora.is_ascii_digits(payload["dataset_id"]):
         payload["dataset_id"] = int(payload["dataset_id"])
     body = json.dumps(payload).encode()
     scope = dict(request.scope)

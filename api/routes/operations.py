@@ -19,12 +19,13 @@ from api.errors import ApiError, call_upstream
 from core import intake
 from core.credits import InsufficientCredits
 from core.models import FINAL, Job, JobStatus
-from core.results import error_body, result_body
+from core.results import error_body, input_fault, result_body
 from core.settings import Settings
 from core.webhooks import JobOptions
 from core import media
 from providers.base import InvalidRequest, Kind, Operation
 from providers.registry import OPERATIONS, TABLES
+from api.strict import StrictRoute
 
 FINAL_VALUES = frozenset(s.value for s in FINAL)
 
@@ -107,7 +108,14 @@ def make_job_endpoint(op: Operation):
                 "request_id": job.id, "status": "COMPLETED",
                 "status_url": status_url(base, job.provider, job.id),
                 **result_body(job, settings, base), **accepted.receipt()}}
-        raise ApiError(502, error_body(job)["message"], code=error_body(job)["code"], request_id=job.id)
+        failure = error_body(job)
+        if input_fault(failure["code"]):
+            # The client's own input (a blocked or unreachable URL, a file that is not an image,
+            # an input the upstream refused): a 422 like any bad field, not a gateway failure.
+            raise ApiError(422, failure["message"], code=failure["code"], request_id=job.id,
+                           status_url=status_url(base, job.provider, job.id))
+        raise ApiError(502, failure["message"], code=failure["code"], request_id=job.id,
+                       status_url=status_url(base, job.provider, job.id))
 
     endpoint.__name__ = op.name.replace(".", "_")
     return endpoint
@@ -171,7 +179,7 @@ def form_paths() -> frozenset[str]:
 
 
 def build_router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=StrictRoute)
     for table in TABLES.values():
         for op in table:
             if op.kind is Kind.QUICK:

@@ -23,8 +23,9 @@ from core.plans import WINDOW_SECONDS
 from core.results import job_document, status_document
 from core.statuscache import StatusCache, StatusEntry
 from core.tenants import hash_key
+from api.strict import StrictRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 BRIA_STATUS_PREFIX = "/api/v1/bria/status/"
 
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Response
 from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
 from api.errors import ApiError
 from core import batches, jobs, webhooks
+from api.strict import StrictRoute
 
-router = APIRouter(tags=["Webhooks"])
+router = APIRouter(route_class=StrictRoute, tags=["Webhooks"])
 
 
 def _ok(result: Any) -> dict[str, Any]:
