@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from api import errors
+from api import docs, errors
 from api.deps import AuthCache
 from api.middleware import IntakeMiddleware, RateLimitHeaders
 from api.publisher import StartPublisher
@@ -64,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await client.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="visiongate", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs is served from local assets (api/docs.py); FastAPI's own pages load them from a CDN
+    app = FastAPI(title="visiongate", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.plan_grid = settings.plan_grid
     app.state.log = log
@@ -94,4 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(webhooks.router)
     app.include_router(lora.router)
+    docs.install(app)
     return app

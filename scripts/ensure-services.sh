@@ -24,3 +24,16 @@ if ! psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -tAc "SELECT 1 FROM pg_database
   psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -qc "CREATE DATABASE $PGDB" postgres
 fi
 echo "PostgreSQL ($PGDB) and Redis are up"
+
+# --------------------------------------------------------------------------- headless browser
+# Browser-facing pages are tested in a real headless Chromium (tests/e2e/test_docs_page.py):
+# Debian's chromium package, installed here when missing (CI runs as root).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing chromium (headless browser for the page tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is not installed and only root can install it: the page tests will be skipped"
+  fi
+fi

@@ -67,13 +67,67 @@ def remove_background(data: bytes, background_color: str = "Transparent", preset
             else:
                 composed = Image.new("RGB", img.size, colour[:3])
                 composed.paste(img.convert("RGB"), mask=mask)
-            for packet in stream.encode(av.VideoFrame.from_image(composed)):
+            for packet in stream.encode(frame_of(composed)):
                 target.mux(packet)
         if stream is None:
             raise ValueError("the video has no frames")
         for packet in stream.encode():
             target.mux(packet)
     return out.getvalue(), mime, ext
+
+
+def frame_of(img: Image.Image):
+    """A video frame holding ``img``'s pixels, alpha included (``rgba`` when the image has an
+    alpha band, ``rgb24`` otherwise). ``av.VideoFrame.from_image`` always converts to RGB, so a
+    cut-out built with it would be encoded fully opaque."""
+    import av
+
+    mode, fmt, depth = ("RGBA", "rgba", 4) if "A" in img.getbands() else ("RGB", "rgb24", 3)
+    if img.mode != mode:
+        img = img.convert(mode)
+    frame = av.VideoFrame(img.width, img.height, fmt)
+    plane = frame.planes[0]
+    raw, row = img.tobytes(), img.width * depth
+    if plane.line_size != row:  # rows are padded for alignment
+        pad = bytes(plane.line_size - row)
+        raw = b"".join(raw[y * row:(y + 1) * row] + pad for y in range(img.height))
+    plane.update(raw)
+    return frame
+
+
+def image_of(frame) -> Image.Image:
+    """The inverse of ``frame_of``: an RGBA image when the frame's format has alpha, else RGB."""
+    if len(frame.format.components) not in (2, 4):  # no alpha component (yuva420p, rgba, ya8 have one)
+        return frame.to_image()
+    plane = frame.reformat(format="rgba").planes[0]
+    raw, row = bytes(plane), plane.width * 4
+    if plane.line_size != row:
+        raw = b"".join(raw[y * plane.line_size:y * plane.line_size + row] for y in range(plane.height))
+    return Image.frombytes("RGBA", (plane.width, plane.height), raw)
+
+
+# decoders that read the alpha of VP8/VP9 (stored beside the picture in WebM/Matroska); FFmpeg's
+# native vp8/vp9 decoders ignore it and return yuv420p
+ALPHA_DECODERS = {"vp9": "libvpx-vp9", "vp8": "libvpx"}
+
+
+def decode_frames(data: bytes) -> list[Image.Image]:
+    """Every frame of a video as a PIL image, with its alpha when the video carries one (for
+    tests and demos: checks what a player that honours alpha would show)."""
+    import av
+
+    images: list[Image.Image] = []
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        name = stream.codec_context.name
+        if name in ALPHA_DECODERS and str(stream.metadata.get("alpha_mode", "0")) == "1":
+            decoder = av.CodecContext.create(ALPHA_DECODERS[name], "r")
+            for packet in container.demux(stream):
+                for frame in decoder.decode(packet if packet.size else None):
+                    images.append(image_of(frame))
+        else:
+            images = [image_of(frame) for frame in container.decode(stream)]
+    return images
 
 
 def make_test_video(frames: int = 12, size: tuple[int, int] = (96, 64), fmt: str = "mp4", codec: str = "libx264") -> bytes:

@@ -492,7 +492,7 @@ def _frames(data: bytes) -> tuple[int, str]:
 
 
 def test_video_remove_background(bc: Client, files):
-    from providers.simulator.video import make_test_video
+    from providers.simulator.video import decode_frames, make_test_video
 
     url = files.put("clip.mp4", make_test_video(), "video/mp4")
     doc = run(bc, "/video/editing/remove-background", {"video": url})
@@ -500,11 +500,20 @@ def test_video_remove_background(bc: Client, files):
     assert doc["result"]["video_url"] == doc["result"]["urls"][0]
     frames, fmt = _frames(data)
     assert frames == 12 and "webm" in fmt
+    # the default background is transparent: VP9 with alpha, the background at alpha 0 and the
+    # subject at 255 in every frame (as a player that honours WebM alpha decodes it)
+    images = decode_frames(data)
+    assert len(images) == 12 and all(image.mode == "RGBA" for image in images)
+    for image in images:
+        alpha = image.getchannel("A").histogram()
+        assert alpha[0] > 0.7 * image.width * image.height and alpha[255] > 0.05 * image.width * image.height, alpha
     doc = run(bc, "/video/editing/remove-background",
               {"video": url, "background_color": "Black", "output_container_and_codec": "mp4_h264"})
     (data,) = completed(doc)
     frames, fmt = _frames(data)
     assert frames == 12 and "mp4" in fmt
+    images = decode_frames(data)
+    assert all(image.mode == "RGB" and max(image.getpixel((1, 1))) <= 12 for image in images)  # opaque black
     assert_422(submit(bc, "/video/editing/remove-background", {"video": url, "output_container_and_codec": "mp4_h264"}),
                "output_container_and_codec", "codec_without_alpha")
     assert_422(submit(bc, "/video/editing/remove-background", {"video": "AAAA"}), "video", "url_parsing")
