@@ -167,6 +167,9 @@ def validation_items(errors: Any) -> list[dict[str, Any]]:
                 "msg": msg if len(msg) <= 600 else msg[:600] + "…"}
         if "input" in error:
             item["input"] = clip(error["input"])
+        for key, value in error.items():  # extra fields an item carries (a batch line's custom_id)
+            if key not in ("type", "loc", "msg", "input", "ctx", "url"):
+                item[str(key)] = clip(value)
         if error.get("ctx"):
             item["ctx"] = {str(k): clip(v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
                            for k, v in error["ctx"].items()}

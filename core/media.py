@@ -7,10 +7,11 @@ and URL-only fields (Bria's ``video``). An operation declares its media fields a
 
 * ``check_inputs(op, params)`` — the API, before a job exists. Every *base64* value (with or
   without a ``data:<type>;base64,`` prefix) is decoded and opened: it must be a real image of an
-  allowed format (JPEG/PNG/WEBP for Bria) within the byte and pixel limits the reference states
-  (12 MB; upscale input ≤ 2 MP). Returns FastAPI-style error items (``loc`` = the field), so a bad
-  input is a 422 naming the field. URLs are *not* fetched here: the API never makes outbound
-  requests on a client's behalf.
+  allowed format (JPEG/PNG/WEBP for Bria) within the limits its media row declares
+  (``providers.base.MediaLimits``: bytes, pixels, longest side; for videos also duration).
+  Returns FastAPI-style error items (``loc`` = the field), so a bad input is a 422 naming the
+  field and the limit. URLs are *not* fetched here: the API never makes outbound requests on a
+  client's behalf.
 * ``resolve_inputs(op, params, ...)`` — the worker, just before ``provider.submit``. URL values
   are fetched through ``core.netguard`` (public addresses only, checked at connect time, capped in
   size and time), checked like base64 inputs, and replaced by the raw base64 of the bytes
@@ -18,6 +19,13 @@ and URL-only fields (Bria's ``video``). An operation declares its media fields a
   fetched and probed the same way but passed on as URLs (Bria's video endpoint takes only a
   public URL). Failures raise ``providers.base.Permanent`` (bad input: the job ends in ERROR
   with a message naming the field) or ``Retryable`` (a timeout or 5xx from the input's host).
+
+Nothing here decodes pixels. Sizes come from the image's header (``open_header``) or the video's
+container metadata and are checked against the limits before anything else reads the file, so a
+small file declaring a huge image (a decompression bomb) is refused without costing memory; the
+worker's upstream builders only read headers too. Pillow's own guard is set to the largest image
+any operation handles and made an error instead of a warning (``harden_pillow``), for any decode
+these checks do not cover.
 
 Why forward fetched images as base64 instead of passing the URL through: Bria would otherwise
 fetch the URL a second time, so what it processes could differ from what we checked (the host
@@ -32,18 +40,36 @@ import base64
 import binascii
 import io
 import re
+import struct
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from providers.base import MediaInput, Operation, Permanent, Retryable
 
 _DATA_PREFIX = re.compile(r"^data:([A-Za-z0-9.+/-]*)((?:;[A-Za-z0-9.+=-]+)*);base64,", re.IGNORECASE)
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
-VIDEO_MAX_BYTES = 512 * 1024 * 1024
-# Pillow refuses absurd images itself (decompression bomb); keep its guard above our limits.
-Image.MAX_IMAGE_PIXELS = 16000 * 16000
+# Pillow's guard: the largest image any operation accepts or produces. Inputs are bounded per
+# operation (at most providers.base.IMAGE_LIMITS, 16.8 MP, checked from the header first); the
+# largest image the worker opens is an output, Bria's upscale result (004: at most 8192x8192).
+MAX_DECODE_PIXELS = 8192 * 8192
+# Probing a video: FFmpeg's stream analysis decodes a few frames of some codecs (H.264) to learn
+# their parameters; "skip_frame=all" keeps it from decoding any picture, so a probe costs no frame
+# buffers whatever resolution the container declares.
+_VIDEO_PROBE_OPTIONS = {"skip_frame": "all"}
+
+
+def harden_pillow() -> None:
+    """Make Pillow refuse, not merely warn about, images above ``MAX_DECODE_PIXELS`` (by default
+    it only warns up to twice its limit). Runs on import, so in the API and the worker; the
+    simulator does the same for itself (providers/simulator/edit.py)."""
+    Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+harden_pillow()
 
 
 class MediaError(ValueError):
@@ -63,7 +89,8 @@ class MediaInfo:
     height: int
     size: int  # bytes
     mode: str = ""  # Pillow mode for images
-    frames: int | None = None  # videos: frames seen while probing (at least 1)
+    frames: int | None = None  # videos: frames the container declares (None: not stated)
+    duration: float | None = None  # videos: seconds
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -99,59 +126,117 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):g} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
+def open_header(data: bytes) -> ImageFile.ImageFile:
+    """``data`` opened the way ``Image.open`` does — only the header is read, nothing is decoded —
+    but without Pillow's size guard, so the caller can refuse an oversized image with its own
+    limits in the message. Check the size before anything that decodes (``load``, ``convert``…).
+    Raises ``UnidentifiedImageError`` when no format recognises the data."""
+    Image.init()
+    prefix = data[:16]
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        recognised = not accept or accept(prefix)
+        if not recognised or isinstance(recognised, str):
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # as Image.open: not this format after all
+    raise UnidentifiedImageError("cannot identify image file")
+
+
+_NOT_READABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
+                 Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
 def inspect_image(data: bytes, spec: MediaInput, params: dict[str, Any] | None = None) -> MediaInfo:
-    """Open ``data`` as an image and apply ``spec``'s limits; raises ``MediaError``."""
+    """Check ``data`` against ``spec``: bytes, then format and size from the header, then the
+    whole file's structure (``verify``: chunk checksums, no pixel decoding); raises ``MediaError``."""
     if len(data) > spec.max_bytes:
         raise MediaError("media_too_large", f"the image is {len(data)} bytes; the limit is {_mb(spec.max_bytes)}")
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_header(data) as img:
             fmt, (width, height), mode = img.format or "", img.size, img.mode
-            img.verify()  # reads the whole file: truncated or corrupt data fails here
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            if spec.formats and fmt not in spec.formats:
+                raise MediaError("image_format_not_allowed",
+                                 f"image format {fmt or 'unknown'} is not accepted; use {', '.join(spec.formats)}")
+            _check_size("image", width, height, spec)
+            img.verify()  # reads the rest of the file: truncated or corrupt data fails here
+    except MediaError:
+        raise
+    except _NOT_READABLE as exc:
         detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
         raise MediaError("not_an_image", f"the data is not a readable image{detail}") from None
-    allowed = spec.formats
-    if allowed and fmt not in allowed:
-        raise MediaError("image_format_not_allowed",
-                         f"image format {fmt or 'unknown'} is not accepted; use {', '.join(allowed)}")
-    if spec.max_pixels is not None and width * height > spec.max_pixels:
-        raise MediaError("image_too_many_pixels",
-                         f"the image is {width}x{height} = {width * height} pixels; the limit is "
-                         f"{spec.max_pixels} pixels ({spec.max_pixels / 1e6:g} MP)")
-    if spec.max_side is not None and max(width, height) > spec.max_side:
-        raise MediaError("image_too_large", f"the image is {width}x{height}; the limit is {spec.max_side} px per side")
     if spec.check is not None and (problem := spec.check(width, height, params or {})):
         raise MediaError("image_size_not_allowed", problem)
     return MediaInfo("image", fmt, width, height, len(data), mode=mode)
 
 
+def _check_size(what: str, width: int, height: int, spec: MediaInput) -> None:
+    problem = spec.limits.size_problem(what, width, height)
+    if problem is None:
+        return
+    if what == "video":
+        raise MediaError("video_too_large", problem)
+    raise MediaError("image_too_many_pixels" if width * height > spec.limits.max_pixels else "image_too_large", problem)
+
+
 def inspect_video(data: bytes, spec: MediaInput) -> MediaInfo:
-    """Probe ``data`` as a video with PyAV: a container with a video stream whose first frame
-    decodes, within ``spec.max_side``; raises ``MediaError``."""
+    """Probe ``data`` as a video with PyAV, from its container metadata: a video stream whose
+    resolution and duration are within ``spec``'s limits (checked before any packet is read), then
+    one packet of frame data. No frame is decoded. Raises ``MediaError``."""
     import av  # PyAV ships its own FFmpeg build
 
     if len(data) > spec.max_bytes:
         raise MediaError("media_too_large", f"the video is {len(data)} bytes; the limit is {_mb(spec.max_bytes)}")
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(io.BytesIO(data), mode="r", options=_VIDEO_PROBE_OPTIONS) as container:
             if not container.streams.video:
                 raise MediaError("not_a_video", "the file has no video stream")
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
-            frames = 0
-            for _frame in container.decode(stream):
-                frames += 1
-                break
-            fmt = container.format.name
+            fmt, frames, duration = container.format.name, stream.frames or None, _duration(container, stream)
+            if not width or not height:
+                raise MediaError("not_a_video", "the video's resolution cannot be read from its container")
+            _check_size("video", width, height, spec)
+            if spec.max_duration is not None:
+                if duration is None:
+                    raise MediaError("video_duration_unknown", "the video's duration cannot be read from its container; "
+                                     f"this operation accepts at most {spec.max_duration:g} s")
+                if duration > spec.max_duration:
+                    raise MediaError("video_too_long", f"the video is {duration:.1f} s long; this operation accepts "
+                                     f"at most {spec.max_duration:g} s")
+            has_data = any(packet.size for packet in _first_packets(container, stream))
     except MediaError:
         raise
     except Exception as exc:  # av.error.* and friends
         raise MediaError("not_a_video", f"the data is not a readable video ({type(exc).__name__})") from None
-    if not frames:
-        raise MediaError("not_a_video", "the video has no decodable frame")
-    if spec.max_side is not None and max(width, height) > spec.max_side:
-        raise MediaError("video_too_large", f"the video is {width}x{height}; the limit is {spec.max_side} px per side")
-    return MediaInfo("video", fmt, width, height, len(data), frames=frames)
+    if not has_data:
+        raise MediaError("not_a_video", "the video stream holds no frame data")
+    return MediaInfo("video", fmt, width, height, len(data), frames=frames, duration=duration)
+
+
+def _duration(container: Any, stream: Any) -> float | None:
+    """Seconds, from the container's metadata: the longer of the stream's and the container's
+    stated durations, else frames / frame rate; None when nothing is stated."""
+    import av
+
+    known = []
+    if stream.duration is not None and stream.time_base:
+        known.append(float(stream.duration * stream.time_base))
+    if container.duration is not None:
+        known.append(container.duration / av.time_base)
+    if not known and stream.frames and stream.average_rate:
+        known.append(stream.frames / float(stream.average_rate))
+    return max(known) if known else None
+
+
+def _first_packets(container: Any, stream: Any, limit: int = 16) -> Iterator[Any]:
+    """Up to ``limit`` demuxed packets of ``stream`` (compressed data; nothing is decoded)."""
+    for i, packet in enumerate(container.demux(stream)):
+        if i >= limit:
+            return
+        yield packet
 
 
 def inspect(data: bytes, spec: MediaInput, params: dict[str, Any] | None = None) -> MediaInfo:

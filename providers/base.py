@@ -113,6 +113,56 @@ PollResult = Pending | Finished | Failed
 
 
 # --------------------------------------------------------------------------- media inputs
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """What one media input may be. Checked from the file's header (images) or container
+    metadata (videos) before anything decodes it, so an input beyond them costs no memory.
+
+    ``max_pixels``/``max_side`` bound an image or a video frame (width × height, longest side);
+    ``max_duration`` (seconds) applies to videos only.
+    """
+
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+    max_duration: float | None = None
+
+    def describe(self) -> str:
+        """"at most 16.8 MP / 8192 px on the longest side"."""
+        return f"at most {megapixels(self.max_pixels)} MP / {self.max_side} px on the longest side"
+
+    def size_problem(self, what: str, width: int, height: int) -> str | None:
+        """Why ``width`` x ``height`` is beyond the limits ("the image is 20000x20000 (400.0 MP);
+        this operation accepts at most …"), or None. ``what``: "image", "video", "mask", …"""
+        if width * height <= self.max_pixels and max(width, height) <= self.max_side:
+            return None
+        return (f"the {what} is {width}x{height} ({width * height / 1e6:.1f} MP); "
+                f"this operation accepts {self.describe()}")
+
+
+def megapixels(pixels: int) -> str:
+    """16777216 → "16.8", 2000000 → "2"."""
+    return f"{round(pixels / 1e6, 1):g}"
+
+
+# Defaults for media rows that state nothing else, so every operation has limits. Providers whose
+# documentation states limits declare them on their rows (providers/bria/operations.py).
+# Images: 12 MB is Bria's stated maximum (004). Neither Bria nor 004 states a pixel limit for
+# general inputs, so the default is a conservative 4096×4096 (16.8 MP) — above what the
+# generation/editing models work at (1–4 MP) and what a border mask or a canvas of that size costs
+# to build (~17 MB) — with 8192 px on the longest side (Bria's largest stated image size, 004's
+# upscale output) for panoramas within the pixel budget.
+IMAGE_LIMITS = MediaLimits(max_bytes=12 * MB, max_pixels=4096 * 4096, max_side=8192)
+# Videos: Bria's video background removal (004: "Input resolution supported up to 16000x16000
+# (16K)"; Bria's published schema, as relayed by Comfy Router and Cloudflare: "max duration 60
+# seconds"). No byte limit is stated anywhere: 200 MB is our conservative choice (60 s of 16K
+# would not fit, 60 s of 4K at a high bitrate does).
+VIDEO_LIMITS = MediaLimits(max_bytes=200 * MB, max_pixels=16000 * 16000, max_side=16000, max_duration=60.0)
+
+
 @dataclass(frozen=True)
 class MediaInput:
     """One request field that carries media (a URL, base64, or a list of them).
@@ -120,18 +170,35 @@ class MediaInput:
     The API checks base64 values at intake (decodable, a real image of an allowed format, within
     the limits) and the worker fetches URL values SSRF-safely before ``submit``; see core/media.py.
     ``kind`` is "image" or "video"; ``url_only`` fields are passed on as URLs after the check.
+
+    ``limits`` defaults to ``IMAGE_LIMITS`` / ``VIDEO_LIMITS`` by kind; ``max_bytes``,
+    ``max_pixels``, ``max_side`` and ``max_duration`` override single values. After construction
+    those four fields and ``limits`` hold the effective values (never None: every input is bounded).
     """
 
     field: str
     kind: str = "image"
     many: bool = False
-    max_bytes: int = 12 * 1024 * 1024
+    max_bytes: int | None = None
     max_pixels: int | None = None
     max_side: int | None = None
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
     url_only: bool = False
-    # Extra rule on the decoded media: (width, height, params) -> error message or None.
+    # Extra rule on the media's size: (width, height, params) -> error message or None.
     check: Callable[[int, int, dict[str, Any]], str | None] | None = None
+    max_duration: float | None = None
+    limits: MediaLimits | None = None
+
+    def __post_init__(self) -> None:
+        base = self.limits or (VIDEO_LIMITS if self.kind == "video" else IMAGE_LIMITS)
+        limits = MediaLimits(
+            max_bytes=self.max_bytes if self.max_bytes is not None else base.max_bytes,
+            max_pixels=self.max_pixels if self.max_pixels is not None else base.max_pixels,
+            max_side=self.max_side if self.max_side is not None else base.max_side,
+            max_duration=self.max_duration if self.max_duration is not None else base.max_duration)
+        for name in ("max_bytes", "max_pixels", "max_side", "max_duration"):
+            object.__setattr__(self, name, getattr(limits, name))
+        object.__setattr__(self, "limits", limits)
 
 
 # --------------------------------------------------------------------------- operations

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from urllib.parse import quote
 
-from providers.base import Kind, MediaInput, Operation, Permanent, one_per_output
+from providers.base import Kind, MediaInput, MediaLimits, Operation, Permanent, one_per_output
 from providers.bria import schemas as S
 from providers.bria.lora import TAILORED_MODEL_KEY
 from providers.bria.schemas import BriaGenerateImageRequest
@@ -160,7 +160,6 @@ def build_generate_image(params: dict[str, Any]) -> dict[str, Any]:
 
 ALPHA_CODECS = S.ALPHA_CODECS
 MB = 1024 * 1024
-IMAGE = dict(kind="image", max_bytes=12 * MB)
 
 
 def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
@@ -194,8 +193,10 @@ def _pick(params: dict[str, Any], *names: str) -> dict[str, Any]:
     return {n: params[n] for n in names if params.get(n) is not None}
 
 
-def decode_image(value: Any, field: str):
-    """The PIL image behind a base64 media value (the worker has resolved URLs to base64)."""
+def image_size(value: Any, field: str, limits: MediaLimits | None = None) -> tuple[int, int]:
+    """Width and height of a base64 media value, read from its header: nothing is decoded. The
+    worker has resolved URLs to base64 and checked the limits; they are checked again here so a
+    builder never works on an image beyond them (a border mask is width × height bytes)."""
     import base64
     import io
 
@@ -204,11 +205,16 @@ def decode_image(value: Any, field: str):
     if value is None or _is_url(value):
         raise Permanent(f"{field} must be available as image data here (it was not fetched)", code="input_unavailable")
     try:
-        img = Image.open(io.BytesIO(base64.b64decode(strip_data_url(value))))
-        img.load()
-        return img
-    except Exception as exc:
+        with Image.open(io.BytesIO(base64.b64decode(strip_data_url(value)))) as img:  # header only
+            width, height = img.size
+    except Exception as exc:  # Pillow's own guard (DecompressionBomb*) included
         raise Permanent(f"{field} is not a readable image: {exc}", code="not_an_image") from None
+    limits = limits or BRIA_IMAGE
+    problem = limits.size_problem("image", width, height)
+    if problem:
+        code = "image_too_many_pixels" if width * height > limits.max_pixels else "image_too_large"
+        raise Permanent(f"{field}: {problem}", code=code)
+    return width, height
 
 
 def _png_b64(img) -> str:
@@ -422,10 +428,10 @@ def build_inpaint(params: dict[str, Any]) -> dict[str, Any]:
     body = _v2(params, "image", "mask", "prompt", "mask_type", "negative_prompt", "seed", "preserve_alpha",
                "prompt_content_moderation", *_V2_MODERATION)
     if params.get("mask_type") == "border_only":
-        img = decode_image(params.get("image"), "image")
+        width, height = image_size(params.get("image"), "image")
         fraction = params.get("border_percentage")
         fraction = DEFAULT_BORDER_PERCENTAGE if fraction is None else fraction
-        body["mask"] = _png_b64(border_mask(img.width, img.height, fraction))
+        body["mask"] = _png_b64(border_mask(width, height, fraction))
         body["mask_type"] = "manual"
     return body
 
@@ -495,8 +501,7 @@ def build_expand(params: dict[str, Any]) -> dict[str, Any]:
     if not placed:
         body["aspect_ratio"] = params.get("aspect_ratio")
         return body
-    img = decode_image(params.get("image"), "image")
-    body.update(expand_geometry(img.size, params))
+    body.update(expand_geometry(image_size(params.get("image"), "image"), params))
     return body
 
 
@@ -591,7 +596,22 @@ def build_video_remove_background(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- media specs
+# Input limits per media row, checked from the file's header (images) or container metadata
+# (video) before anything decodes it (core/media.py; providers.base.MediaLimits):
+# * every image input: 12 MB, JPEG/PNG/WEBP (004: "Max 12MB. Formats: jpeg, jpg, png, webp").
+#   Neither 004 nor Bria's pages state a pixel limit for them, so a conservative one applies:
+#   16.8 MP (4096×4096) and 8192 px on the longest side (Bria's largest stated image size).
+# * upscale input: < 2 MP (004: "The input image should be less than 2 megapixels") and, as the
+#   output is at most 8192×8192 (004), 4096 px on the longest side at the smallest factor (×2);
+#   ×4 is checked per request (``_upscale_check``).
+# * video: 16000×16000 (004: "Input resolution supported up to 16000x16000 (16K)"); 60 s (Bria's
+#   published schema as relayed by Comfy Router and Cloudflare, not in 004 [unconfirmed]); 200 MB
+#   (stated nowhere: our choice).
 UPSCALE_MAX_OUTPUT_SIDE = 8192  # 004: maximum output 8192×8192
+BRIA_IMAGE = MediaLimits(max_bytes=12 * MB, max_pixels=4096 * 4096, max_side=8192)
+BRIA_UPSCALE_INPUT = MediaLimits(max_bytes=12 * MB, max_pixels=2_000_000, max_side=UPSCALE_MAX_OUTPUT_SIDE // 2)
+BRIA_VIDEO = MediaLimits(max_bytes=200 * MB, max_pixels=16000 * 16000, max_side=16000, max_duration=60.0)
+IMAGE = dict(kind="image", limits=BRIA_IMAGE)
 
 
 def _upscale_check(width: int, height: int, params: dict[str, Any]) -> str | None:
@@ -689,10 +709,10 @@ CANONICAL: list[Operation] = [
          "Bria Enhance Image", EDIT_GEN, "/v2/image/edit/enhance", build_enhance, inputs=(_img("image"),)),
     _job("upscale_image", f"{B}/image/editing-generation/upscale-image", S.BriaUpscaleImageRequest,
          "Bria Upscale Image", EDIT_GEN, "/v2/image/edit/increase_resolution", build_upscale,
-         inputs=(_img("image", max_pixels=2_000_000, check=_upscale_check),)),
+         inputs=(_img("image", limits=BRIA_UPSCALE_INPUT, check=_upscale_check),)),
     _job("video_remove_background", f"{B}/video/editing/remove-background", S.BriaVideoRemoveBackgroundRequest,
          "Bria Video Remove Background", VIDEO, "/v2/video/edit/remove_background", build_video_remove_background,
-         inputs=(MediaInput("video", kind="video", max_bytes=200 * MB, max_side=16000, formats=(), url_only=True),),
+         inputs=(MediaInput("video", kind="video", limits=BRIA_VIDEO, formats=(), url_only=True),),
          output="video", description="Video background removal (asynchronous: poll the status URL)."),
     # Tailored generation with the tenant's trained LoRA models (the management endpoints are
     # CRUD routes: api/routes/lora.py). Status: GET /api/v1/bria/status/{request_id}.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import warnings
 import zipfile
 from typing import Iterable
 
@@ -24,13 +25,22 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 from providers.simulator.render import render_png
 
 THRESHOLD = 48  # distance (max over RGB) from the background colour that counts as foreground
+# The largest input the simulator decodes: the gateway sends at most 16.8 MP per image (its
+# per-operation limits), so this only stops what would exhaust the simulator's memory. Pillow
+# refuses anything larger when opening it (an error, not its default warning), before decoding.
+MAX_INPUT_PIXELS = 8192 * 8192
+Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 PALETTE_SIZE = 8  # colours of a traced vector
 TRACE_GRID = 96  # cells along the long side of a traced vector
 
 
 # --------------------------------------------------------------------------- io helpers
 def load(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
+    img = Image.open(io.BytesIO(data))  # reads the header only
+    width, height = img.size
+    if width * height > MAX_INPUT_PIXELS:  # checked here too, whatever warnings filters say
+        raise ValueError(f"the image is {width}x{height}; the simulator decodes at most {MAX_INPUT_PIXELS} pixels")
     img.load()
     return img
 
