@@ -183,7 +183,7 @@ class Bench:
             "DATABASE_URL": self.db_url,
             "BROKER_URL": self.a.redis,
             "VISIONGATE_ENV": "production",
-            "VISIONGATE_SECRET_KEY": "visiongate-bench-secret",
+            "VISIONGATE_SECRET_KEY": "visiongate-bench-secret-0123456789abcdefghij",
             "VISIONGATE_DATA_DIR": str(self.data_dir),
             "VISIONGATE_HOST": "127.0.0.1",
             "VISIONGATE_PORT": str(self.api_port),

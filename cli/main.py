@@ -18,11 +18,12 @@ import sys
 import time
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from core.db import migrate, session_factory
 from core.models import ApiKey, Tenant
-from core.settings import Settings, ensure_dirs, get_settings
+from core.settings import ConfigurationError, Settings, ensure_dirs, get_settings
 from core import credits
 from core.tenants import PLANS, create_key, get_or_create_tenant, revoke_key, set_limits, set_plan
 
@@ -335,6 +336,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        get_settings()  # every command, and every process it starts, needs valid settings
+    except (ConfigurationError, ValidationError) as exc:
+        print(f"visiongate: refusing to start: {exc}", file=sys.stderr)
+        return 2
     if args.command in ("keys", "tenants", "credits"):
         migrate()
     return args.func(args)

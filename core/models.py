@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.secretbox import SealedText
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -215,13 +217,14 @@ class Batch(Base):
 
 class WebhookSecret(Base):
     """A tenant's signing secret (``whsec_…``); the previous one stays valid until
-    ``previous_until`` after a rotation, and both signatures are sent meanwhile."""
+    ``previous_until`` after a rotation, and both signatures are sent meanwhile. Both are stored
+    encrypted (core/secretbox.py); the attributes hold the plaintext."""
 
     __tablename__ = "webhook_secrets"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    secret: Mapped[str] = mapped_column(SealedText)
+    previous_secret: Mapped[str | None] = mapped_column(SealedText, nullable=True)
     previous_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

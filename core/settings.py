@@ -18,6 +18,20 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"
+# Outside the embedded default the secret key must be at least this long (and not DEV_SECRET).
+MIN_SECRET_LENGTH = 32
+# The embedded default: one of these environments, SQLite, and a broker inside the process's
+# reach (kombu's filesystem or in-memory transport). Anything else is a deployment.
+EMBEDDED_ENVIRONMENTS = ("development", "test")
+LOCAL_BROKERS = ("filesystem://", "memory://")
+SECRET_KEY_HOWTO = "export VISIONGATE_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+
+
+class ConfigurationError(Exception):
+    """Settings no process may start with (the message says what to change).
+
+    Not a ``ValueError`` on purpose: pydantic would wrap one in a ``ValidationError`` whose text
+    repeats every input value, the secret key included."""
 
 
 class Settings(BaseSettings):
@@ -42,7 +56,9 @@ class Settings(BaseSettings):
     redis_url: str = Field("", alias="REDIS_URL")
     results_dir: Path | None = Field(None, alias="VISIONGATE_RESULTS_DIR")
 
-    # Secret for API-key hashing and URL signing. Must be set outside development.
+    # Secret for API-key hashing, URL signing and the encryption of webhook signing secrets
+    # (core/secretbox.py). Outside the embedded default it must be set, to a random value of at
+    # least MIN_SECRET_LENGTH characters, the same in every process and kept across restarts.
     secret_key: str = Field(DEV_SECRET, alias="VISIONGATE_SECRET_KEY")
     # Public base URL used in status_url / image_url. Empty: taken from the request.
     public_base_url: str = Field("", alias="VISIONGATE_PUBLIC_URL")
@@ -139,11 +155,35 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secrets(self) -> "Settings":
-        if self.environment not in ("development", "test") and self.secret_key == DEV_SECRET:
-            raise ValueError(
-                "VISIONGATE_SECRET_KEY must be set when VISIONGATE_ENV is not development/test"
-            )
-        return self
+        """Refuse the public default secret, or a short one, outside the embedded default: with
+        it anyone can forge never-expiring download URLs to any tenant's files."""
+        reasons = self.deployment_reasons()
+        if not reasons:
+            return self
+        if self.secret_key.strip() == DEV_SECRET:
+            problem = "VISIONGATE_SECRET_KEY is not set (the public development default is in use)"
+        elif len(self.secret_key.strip()) < MIN_SECRET_LENGTH:
+            problem = (f"VISIONGATE_SECRET_KEY is too short ({len(self.secret_key.strip())} characters; "
+                       f"at least {MIN_SECRET_LENGTH} are required)")
+        else:
+            return self
+        raise ConfigurationError(
+            f"{problem}, and this is not the embedded default ({'; '.join(reasons)}).\n"
+            "The secret key signs result URLs, hashes API keys and encrypts webhook signing secrets: "
+            "whoever knows it can forge download links to any tenant's files. Set a random one, the "
+            "same for every process (API, worker, beat) and kept across restarts, e.g.\n"
+            f"    {SECRET_KEY_HOWTO}")
+
+    def deployment_reasons(self) -> list[str]:
+        """Why these settings are not the embedded default (empty when they are)."""
+        reasons = []
+        if self.environment not in EMBEDDED_ENVIRONMENTS:
+            reasons.append(f"VISIONGATE_ENV={self.environment}")
+        if not self.is_sqlite:
+            reasons.append("DATABASE_URL is a database server")
+        if not self.celery_broker_url.startswith(LOCAL_BROKERS):
+            reasons.append("BROKER_URL is a broker server")
+        return reasons
 
     # ---- derived values -------------------------------------------------
     @property

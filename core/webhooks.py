@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import secrets as _secrets
 import uuid
 from dataclasses import dataclass
@@ -211,7 +212,8 @@ def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None
 
 
 def tenant_secret(session: Session, tenant_id: str) -> WebhookSecret:
-    """The tenant's signing secret, made on first use."""
+    """The tenant's signing secret, made on first use. The row's ``secret`` and
+    ``previous_secret`` are plaintext; the database holds them encrypted (core/secretbox.py)."""
     row = session.get(WebhookSecret, tenant_id)
     if row is None:
         _insert_ignore(session, WebhookSecret, {"tenant_id": tenant_id, "secret": generate_secret(),
@@ -265,20 +267,20 @@ def next_delay(plan: Sequence[float], attempts_done: int, *, retry_after: float 
     return delay
 
 
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+
+
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
     """Retry-After as seconds (``"120"`` or an HTTP date); None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
+    # Only ASCII numbers count: str.isdigit() and float() also accept "²", "٣" or "nan".
+    if _SECONDS.fullmatch(value):
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)

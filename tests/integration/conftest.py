@@ -64,7 +64,7 @@ def system_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env.update(TIMINGS)
     env.update({
         "VISIONGATE_ENV": "test",
-        "VISIONGATE_SECRET_KEY": "integration-secret",
+        "VISIONGATE_SECRET_KEY": "integration-secret-0123456789abcdefghijklmnop",
         "VISIONGATE_DATA_DIR": str(data_dir),
         "DATABASE_URL": DATABASE_URL,
         "BROKER_URL": REDIS_URL,
