@@ -28,8 +28,10 @@ log = logging.getLogger("visiongate.api")
 DESCRIPTION = """Vision Studio API compatible job gateway.
 
 Authenticate with the `X-API-Key` header. Long-running operations are jobs: they answer
-**202** with a `status_url` (or, with `sync: true`, wait and answer **200** with the result).
-Poll `GET /api/v1/bria/status/{request_id}` until `COMPLETED` or `ERROR`."""
+**202** with a `status_url` (or, synchronously, wait and answer **200** with the result). Poll
+the `status_url` (the provider's status route where the reference has one, such as
+`GET /api/v1/bria/status/{request_id}`, else `GET /api/v1/jobs/{id}`) until `COMPLETED` or
+`ERROR`."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 
-from providers.simulator import app as simapp
+from providers.bria.simulator import app as simapp
 
 _real_render = simapp.render_png
 

@@ -26,6 +26,7 @@ from core.models import ApiKey, Tenant
 from core.settings import ConfigurationError, Settings, ensure_dirs, get_settings
 from core import credits
 from core.tenants import PLANS, create_key, get_or_create_tenant, revoke_key, set_limits, set_plan
+from workers.upstreams import upstreams, uses_simulator
 
 DEV_TENANT = "dev"
 
@@ -208,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     migrate()
     key = dev_key(settings)
     names = ["api", "worker", "beat"]
-    if not settings.bria_base_url:
+    if uses_simulator():
         names.insert(0, "simulator")
     logs = settings.data_path / "logs"
     logs.mkdir(exist_ok=True)
@@ -238,7 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop()
             return 1
         print(BANNER.format(url=url, key=key, logs=logs, data=settings.data_path,
-                            upstream=settings.bria_url), flush=True)
+                            upstream="\n               ".join(f"{n:<8} {u}" for n, u in upstreams(settings).items())),
+              flush=True)
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
@@ -269,7 +271,7 @@ BANNER = """
 visiongate is running (embedded mode)
   API          {url}      (docs: {url}/docs)
   API key      {key}
-  Bria         {upstream}
+  upstreams    {upstream}
   data         {data}
   logs         {logs}
 

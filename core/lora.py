@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.models import LoraDataset, LoraImage, LoraModel, LoraProject, utcnow
 from core.results import iso
 from providers.base import InvalidRequest, MediaInput, UpstreamError
+from providers.bria.settings import BriaSettings
 from providers.bria.lora import (MIN_IMAGE_SIDE, MODEL_STATES, TAILORED_MODEL_KEY, TRAINED, TRAINING_STATES,
                                  TRAINING_VERSION_KEY, TailoredClient)
 
@@ -51,7 +52,9 @@ def _client(base_url: str, token: str, timeout: float) -> TailoredClient:
 
 
 def client_for(settings: Any) -> TailoredClient:
-    return _client(settings.bria_url, settings.bria_api_token, settings.upstream_timeout_seconds)
+    bria = BriaSettings()
+    return _client((bria.base_url or settings.simulator_url).rstrip("/"), bria.api_token,
+                   settings.upstream_timeout_seconds)
 
 
 # --------------------------------------------------------------------------- documents

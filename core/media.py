@@ -64,7 +64,7 @@ _VIDEO_PROBE_OPTIONS = {"skip_frame": "all"}
 def harden_pillow() -> None:
     """Make Pillow refuse, not merely warn about, images above ``MAX_DECODE_PIXELS`` (by default
     it only warns up to twice its limit). Runs on import, so in the API and the worker; the
-    simulator does the same for itself (providers/simulator/edit.py)."""
+    simulator does the same for itself (providers/bria/simulator/edit.py)."""
     Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
     warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 

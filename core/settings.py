@@ -105,18 +105,13 @@ class Settings(BaseSettings):
     simulator_host: str = Field("127.0.0.1", alias="VISIONGATE_SIMULATOR_HOST")
     simulator_port: int = Field(8591, alias="VISIONGATE_SIMULATOR_PORT")
 
-    # Bria. Empty base URL: the simulator.
-    bria_base_url: str = Field("", alias="BRIA_BASE_URL")
-    bria_api_token: str = Field("simulator-token", alias="BRIA_API_TOKEN")
-
     # Plans (core/plans.py): JSON merged over the default grid, e.g.
     # {"starter": {"rpm": 120, "concurrency": 20}}.
     plans: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="VISIONGATE_PLANS")
-    # Upstream throttling per provider key, across all workers: {"bria": {"rpm": 1000,
+    # Upstream throttling per provider, across all workers, merged over each provider's own
+    # default (providers/<name>: PLUGIN.upstream_limits), e.g. {"bria": {"rpm": 1000,
     # "concurrency": null}}; null/absent = no limit of ours (the upstream's 429s still apply).
-    upstream_limits: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"bria": {"rpm": 1000, "concurrency": None}},
-        alias="VISIONGATE_UPSTREAM_LIMITS")
+    upstream_limits: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="VISIONGATE_UPSTREAM_LIMITS")
 
     # Development key (embedded mode / tests)
     dev_api_key: str = Field("", alias="VISIONGATE_DEV_API_KEY")
@@ -237,9 +232,6 @@ class Settings(BaseSettings):
 
         return plan_grid(self.plans)
 
-    @property
-    def bria_url(self) -> str:
-        return (self.bria_base_url or self.simulator_url).rstrip("/")
 
 
 @functools.lru_cache(maxsize=1)

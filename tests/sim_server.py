@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
-from providers.simulator.app import create_app
+from providers.bria.simulator.app import create_app
 
 
 @contextmanager

@@ -1,20 +1,44 @@
-"""Provider instances built from settings. The only place that knows which settings belong to
-which provider: the default base URL is the simulator; setting a provider's base URL and key
-points the same adapter at the real service."""
+"""Provider adapters built from the registry: each plugin's own settings (its documented
+variables; an empty base URL means the simulator) plus what the host's settings say for every
+upstream (simulator address, timeout, download cap)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.settings import Settings
-from providers.base import Provider
-from providers.bria.provider import BriaProvider
+from providers.plugin import UpstreamDefaults
+from providers.registry import PLUGINS
 
 
-def build_providers(settings: Settings) -> dict[str, Provider]:
-    return {
-        "bria": BriaProvider(
-            base_url=settings.bria_url,
-            api_token=settings.bria_api_token,
-            timeout=settings.upstream_timeout_seconds,
-            max_download_bytes=settings.max_download_bytes,
-        ),
-    }
+def defaults_of(settings: Settings) -> UpstreamDefaults:
+    return UpstreamDefaults(simulator_url=settings.simulator_url, timeout_seconds=settings.upstream_timeout_seconds,
+                            max_download_bytes=settings.max_download_bytes)
+
+
+def build_providers(settings: Settings) -> dict[str, Any]:
+    defaults = defaults_of(settings)
+    return {p.name: p.build(p.settings(), defaults) for p in PLUGINS}
+
+
+def upstream_limits(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each provider's default throttle, overridden per provider by VISIONGATE_UPSTREAM_LIMITS."""
+    limits = {p.name: dict(p.upstream_limits) for p in PLUGINS if p.upstream_limits}
+    for name, values in settings.upstream_limits.items():
+        limits[name] = {**limits.get(name, {}), **values}
+    return limits
+
+
+def upstreams(settings: Settings) -> dict[str, str]:
+    """Where each provider's calls go (for the CLI's banner): its base URL or the simulator's."""
+    defaults = defaults_of(settings)
+    out = {}
+    for p in PLUGINS:
+        configured = getattr(p.settings(), "base_url", "")
+        out[p.name] = p.base_url(configured, defaults)
+    return out
+
+
+def uses_simulator() -> bool:
+    """True when some provider has no base URL of its own (the simulator process is needed)."""
+    return any(p.simulator is not None and not getattr(p.settings(), "base_url", "") for p in PLUGINS)

@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.webhooks import JobOptions
 from core import media
 from providers.base import InvalidRequest, Kind, Operation
-from providers.registry import OPERATIONS, TABLES
+from providers.registry import BY_NAME, OPERATIONS, TABLES
 from api.strict import StrictRoute
 
 FINAL_VALUES = frozenset(s.value for s in FINAL)
@@ -39,7 +39,8 @@ WEBHOOK_OPTIONS_DOC = """
 
 
 def status_url(base: str, provider: str, job_id: str) -> str:
-    return f"{base}/api/v1/{provider}/status/{job_id}"
+    """Where a client reads the job: its provider's status route, or the job view."""
+    return base + BY_NAME[provider].dialect.status_path(job_id)
 
 
 def _accepted(base: str, accepted: intake.Accepted) -> JSONResponse:
@@ -69,6 +70,7 @@ async def job_options(request: Request, settings: Any) -> JobOptions | None:
 def make_job_endpoint(op: Operation):
     model: type[BaseModel] = op.request_model
     body_type = Annotated[model, Form()] if op.body == "form" else model
+    always_sync = BY_NAME[op.provider].dialect.always_sync
 
     # Only what every request needs is a dependency (each costs FastAPI's dependency solving
     # per request): settings and base URL are read from the app, a session is opened only by
@@ -81,7 +83,7 @@ def make_job_endpoint(op: Operation):
         if run_op.resolve is not None:
             async with request.app.state.sessions() as session:
                 params = await resolve(run_op, params, principal.tenant_id, session)
-        sync = bool(params.get("sync", False))
+        sync = always_sync or bool(params.get("sync", False))
         options = await job_options(request, settings) if op.body != "form" else None
         try:
             accepted = await request.app.state.intake.submit(principal, run_op, params, sync=sync,

@@ -1,6 +1,7 @@
-"""Status reads: Bria's ``GET /api/v1/bria/status/{task_id}`` and the generic job view.
+"""Status reads: each provider's status route where its reference has one (Bria's
+``GET /api/v1/bria/status/{task_id}``, from the plugin's dialect) and the generic job view.
 
-The Bria status read is what polling clients call over and over, so it has a fast path
+The status read is what polling clients call over and over, so it has a fast path
 (``StatusFastPath``): a plain ASGI layer that answers a read when everything is already known
 (the key is in the auth cache, the job in the status cache or one database read away, the rate
 limiter admits it) without FastAPI's routing and dependency solving, and hands every other
@@ -24,9 +25,11 @@ from core.results import job_document, status_document
 from core.statuscache import StatusCache, StatusEntry
 from core.tenants import hash_key
 from api.strict import StrictRoute
+from providers.registry import PLUGINS
 
 router = APIRouter(route_class=StrictRoute)
-BRIA_STATUS_PREFIX = "/api/v1/bria/status/"
+# The reference's status routes, one per provider whose dialect has one: path prefix → provider.
+STATUS_PREFIXES: dict[str, str] = {p.dialect.status_prefix: p.name for p in PLUGINS if p.dialect.status_route}
 
 
 async def _visible_job(session: SessionDep, job_id: str, tenant_id: str,
@@ -37,25 +40,30 @@ async def _visible_job(session: SessionDep, job_id: str, tenant_id: str,
     return job
 
 
-@router.get(
-    "/api/v1/bria/status/{task_id}",
-    tags=["Status"],
-    summary="Bria Get Status",
-    responses={404: {"description": "Request ID not found or expired"}},
-)
-async def bria_status(task_id: str, principal: ReadLimited, session: SessionDep,
-                      settings: SettingsDep, base: BaseUrlDep, request: Request) -> dict[str, Any]:
-    """Status of an asynchronous Bria request: IN_PROGRESS, COMPLETED (with ``result``) or
-    ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``)."""
-    cache: StatusCache = request.app.state.status_cache
-    started = cache.begin()
-    job = await _visible_job(session, task_id, principal.tenant_id, provider="bria")
-    cache.put(StatusEntry.of(job), started)
-    return JSONResponse(status_document(job, settings, base))  # plain JSON types: no re-encoding
+def make_status_endpoint(provider: str):
+    async def provider_status(task_id: str, principal: ReadLimited, session: SessionDep,
+                              settings: SettingsDep, base: BaseUrlDep, request: Request) -> dict[str, Any]:
+        """Status of an asynchronous request: IN_PROGRESS, COMPLETED (with ``result``) or
+        ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``)."""
+        cache: StatusCache = request.app.state.status_cache
+        started = cache.begin()
+        job = await _visible_job(session, task_id, principal.tenant_id, provider=provider)
+        cache.put(StatusEntry.of(job), started)
+        return JSONResponse(status_document(job, settings, base))  # plain JSON types: no re-encoding
+
+    provider_status.__name__ = f"{provider}_status"
+    return provider_status
+
+
+for _plugin in PLUGINS:
+    if _plugin.dialect.status_route:
+        router.add_api_route(_plugin.dialect.status_route, make_status_endpoint(_plugin.name), methods=["GET"],
+                             tags=["Status"], summary=_plugin.dialect.status_summary or f"{_plugin.name} status",
+                             responses={404: {"description": "Request ID not found or expired"}})
 
 
 class StatusFastPath:
-    """ASGI layer in front of the router: serves ``GET /api/v1/bria/status/{id}`` when it can
+    """ASGI layer in front of the router: serves the providers' status routes when it can
     without FastAPI (see the module doc); otherwise passes the request on untouched. The rate
     limiter is asked last, so a request handed on was not counted here (a refused check counts
     nothing), and the route counts it once."""
@@ -64,14 +72,16 @@ class StatusFastPath:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if (scope["type"] == "http" and scope["method"] == "GET"
-                and scope["path"].startswith(BRIA_STATUS_PREFIX)
-                and await self._serve(scope, receive, send)):
-            return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            for prefix, provider in STATUS_PREFIXES.items():
+                if scope["path"].startswith(prefix):
+                    if await self._serve(scope, receive, send, prefix, provider):
+                        return
+                    break
         await self.app(scope, receive, send)
 
-    async def _serve(self, scope: dict, receive: Any, send: Any) -> bool:
-        job_id = scope["path"][len(BRIA_STATUS_PREFIX):]
+    async def _serve(self, scope: dict, receive: Any, send: Any, prefix: str, provider: str) -> bool:
+        job_id = scope["path"][len(prefix):]
         if not job_id or len(job_id) > 64 or "/" in job_id:
             return False
         key = next((v for n, v in scope["headers"] if n == b"x-api-key"), None)
@@ -92,7 +102,7 @@ class StatusFastPath:
                     return False
                 entry = StatusEntry.of(job)
             cache.put(entry, started)
-        if not entry.visible_to(principal.tenant_id, "bria"):
+        if not entry.visible_to(principal.tenant_id, provider):
             return False
         quota = principal.limits.status_rpm
         decision = await state.limiter.hit(reads_bucket(principal), quota, WINDOW_SECONDS)

@@ -1,7 +1,9 @@
-"""Run the Bria v2 simulator: ``python -m providers.simulator --host 127.0.0.1 --port 8591``.
+"""Run the simulator of every registered provider in one process:
+``python -m providers.simulator --host 127.0.0.1 --port 8591``.
 
 One process only: tasks, images and fault rules live in this process's memory.
-Environment: ``SIM_LATENCY_SECONDS`` (default 2.0), ``SIM_API_TOKEN`` (unset: any token works).
+Environment: ``SIM_LATENCY_SECONDS`` (Bria, default 2.0), ``SIM_API_TOKEN`` (unset: any token
+works) and each provider simulator's own variables (see docs/providers/).
 """
 
 from __future__ import annotations

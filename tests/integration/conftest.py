@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import redis
 
+from providers.simulator.app import paths as simulator_paths
 from tests.integration.system import System, free_port
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -117,7 +118,8 @@ def _clean_simulator(request: pytest.FixtureRequest):
     if "system" in request.fixturenames:
         sys_: System = request.getfixturevalue("system")
         _settle()
-        sys_.sim("POST", "/_sim/reset").raise_for_status()
+        for base in simulator_paths().values():  # every registered provider's simulator
+            sys_.sim("POST", f"{base}/_sim/reset").raise_for_status()
         sys_.sim("POST", "/_sim/config", json={"latency_seconds": 0.5}).raise_for_status()
     yield
 

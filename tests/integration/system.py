@@ -21,6 +21,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _worker_queues() -> list[str]:
+    from workers.app import worker_queues  # every provider's queues, from the registry
+
+    return worker_queues()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,7 +65,7 @@ class System:
                     "--port", str(self.api_port), "--no-access-log"]
         if name.startswith("worker"):
             return [py, "-m", "celery", "-A", "workers.app:celery_app", "worker", "-Q",
-                    "bria,bria.poll,maintenance,webhooks", "--pool", "threads", "--concurrency", "4",
+                    ",".join(_worker_queues()), "--pool", "threads", "--concurrency", "4",
                     "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                     "--without-heartbeat", "-n", f"{name}@%h"]
         if name == "beat":

@@ -28,7 +28,7 @@ API = "/api/v1/bria"
 def urls(files: Files) -> dict[str, str]:
     img = subject((320, 240))
     cut = subject((320, 240), alpha=True)
-    from providers.simulator.video import make_test_video
+    from providers.bria.simulator.video import make_test_video
 
     return {
         "https://example.com/depth_map.jpg": files.image("003/depth_map.jpg", img, "JPEG"),

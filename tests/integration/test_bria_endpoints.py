@@ -492,7 +492,7 @@ def _frames(data: bytes) -> tuple[int, str]:
 
 
 def test_video_remove_background(bc: Client, files):
-    from providers.simulator.video import decode_frames, make_test_video
+    from providers.bria.simulator.video import decode_frames, make_test_video
 
     url = files.put("clip.mp4", make_test_video(), "video/mp4")
     doc = run(bc, "/video/editing/remove-background", {"video": url})

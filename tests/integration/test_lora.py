@@ -1,5 +1,5 @@
 """Tailored generation (LoRA) end to end: /api/v1/bria-lora/… through HTTP, the real worker and the
-simulator's tailored-generation API (providers/simulator/tailored.py).
+simulator's tailored-generation API (providers/bria/simulator/tailored.py).
 
 One trained model per tenant is built once for the module (project → dataset → five images
 fetched from URLs → captions → completed → model → training); the other tests use it. Training

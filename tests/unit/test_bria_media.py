@@ -149,7 +149,7 @@ def test_resolve_inputs_fetches_urls_and_strips_prefixes():
 
 
 def test_resolve_inputs_keeps_video_urls_after_probing_them():
-    from providers.simulator.video import make_test_video
+    from providers.bria.simulator.video import make_test_video
 
     fetch = fake_fetch({"https://h/v.mp4": make_test_video(frames=3)})
     op = op_with(MediaInput("video", kind="video", url_only=True, formats=()))

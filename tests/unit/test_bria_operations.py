@@ -17,7 +17,7 @@ from providers.base import Kind, Permanent
 from providers.bria import operations as ops
 from providers.bria import schemas as S
 from providers.bria.provider import v1_outputs
-from providers.simulator import edit
+from providers.bria.simulator import edit
 
 BY_NAME = {op.name: op for op in ops.OPERATIONS}
 

@@ -20,8 +20,8 @@ from core.models import LoraDataset, LoraModel, LoraProject
 from core.tenants import get_or_create_tenant
 from providers.base import InvalidRequest, Permanent, RateLimited, Retryable
 from providers.bria import operations as ops
-from providers.simulator import edit
-from providers.simulator.tailored import caption_for, colour_name, palette_of, render_tailored
+from providers.bria.simulator import edit
+from providers.bria.simulator.tailored import caption_for, colour_name, palette_of, render_tailored
 
 
 # --------------------------------------------------------------------------- ids

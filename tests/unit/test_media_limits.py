@@ -194,7 +194,7 @@ def test_bria_limits_follow_the_reference():
 
 # --------------------------------------------------------------------------- simulator
 def test_the_simulator_refuses_to_decode_a_bomb(no_decoding):
-    from providers.simulator import edit
+    from providers.bria.simulator import edit
 
     with pytest.raises((ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError)):
         edit.load(png_declaring(BOMB_SIDE, BOMB_SIDE))
@@ -206,7 +206,7 @@ def video_spec(**kw) -> MediaInput:
 
 
 def test_video_probe_reads_size_and_duration_from_the_container():
-    from providers.simulator.video import make_test_video
+    from providers.bria.simulator.video import make_test_video
 
     info = media.inspect_video(make_test_video(frames=12, size=(96, 64)), video_spec())
     assert (info.width, info.height, info.frames) == (96, 64, 12)
@@ -214,7 +214,7 @@ def test_video_probe_reads_size_and_duration_from_the_container():
 
 
 def test_video_limits_resolution_duration_and_bytes():
-    from providers.simulator.video import make_test_video
+    from providers.bria.simulator.video import make_test_video
 
     clip = make_test_video(frames=12, size=(96, 64))
     with pytest.raises(media.MediaError) as info:
@@ -230,7 +230,7 @@ def test_video_limits_resolution_duration_and_bytes():
 
 
 def test_video_row_beyond_the_limit_ends_the_job_with_the_message():
-    from providers.simulator.video import make_test_video
+    from providers.bria.simulator.video import make_test_video
 
     op = OPERATIONS["bria.video_remove_background"]
     clip = make_test_video(frames=12, size=(96, 64))

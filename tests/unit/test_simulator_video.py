@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image
 
-from providers.simulator.video import decode_frames, frame_of, image_of, make_test_video, remove_background
+from providers.bria.simulator.video import decode_frames, frame_of, image_of, make_test_video, remove_background
 
 FRAMES, SIZE = 12, (96, 64)
 RADIUS = SIZE[1] // 4

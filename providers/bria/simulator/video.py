@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from PIL import Image
 
-from providers.simulator.edit import foreground_mask, parse_colour
+from providers.bria.simulator.edit import foreground_mask, parse_colour
 
 # preset -> (container format, file extension, codec, pixel format with alpha, without alpha, MIME)
 PRESETS: dict[str, tuple[str, str, str, str | None, str, str]] = {

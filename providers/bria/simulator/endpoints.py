@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import httpx
 
-from providers.simulator import edit
+from providers.bria.simulator import edit
 from providers.simulator.render import ASPECT_RATIOS, render_png, size_for
 
 Produce = Callable[[], list[tuple[bytes, str, str]]]
@@ -205,7 +205,7 @@ VIDEO_COLOURS = ("Transparent", "Black", "White", "Gray", "Red", "Green", "Blue"
 
 
 def video_remove_background(body):
-    from providers.simulator import video
+    from providers.bria.simulator import video
 
     url = _required(body, "video")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):

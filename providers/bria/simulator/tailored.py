@@ -44,7 +44,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image, ImageDraw, ImageOps
 from pydantic import BaseModel, Field
 
-from providers.simulator import edit
+from providers.bria.simulator import edit
 from providers.simulator.render import ASPECT_RATIOS, size_for
 
 IP_MEDIA = ("photography", "illustration")
@@ -264,7 +264,7 @@ def mount(app: FastAPI, sim: Any) -> TailoredState:
         sim.count("submit")
         rule = sim.faults.take("submit", f"{request.method} {request.url.path} {raw}")
         if rule is not None and rule.kind in ("429", "500", "503"):
-            from providers.simulator.app import http_fault
+            from providers.bria.simulator.app import http_fault
 
             return rule, {}, http_fault(rule)
         if rule is not None and rule.kind == "timeout":

@@ -1,0 +1,111 @@
+"""What a provider package hands the rest of the system: one ``Plugin`` object.
+
+``providers/registry.py`` lists the plugins, one line each; the API (routes, status routes,
+extra routers), the worker (adapters, queues, upstream limits), the simulator process, the CLI
+and the test harness are all derived from that list. Nothing outside ``providers/`` names a
+provider. A package declares:
+
+* ``operations``  – its operation table (``providers.base.Operation`` rows);
+* ``settings``    – a pydantic-settings class read from the provider's documented variables
+  (``BRIA_BASE_URL``, ``OPENAI_API_KEY``, …); an empty base URL means "the simulator";
+* ``build``       – ``build(settings, defaults) -> adapter``: a ``providers.base.Provider``
+  (submit / poll / download) or an ``AsyncProvider`` (one slow call, run without a thread);
+* ``simulator``   – an ASGI app factory speaking the provider's real protocol, mounted by the one
+  simulator process at ``simulator_path``;
+* ``dialect``     – how its jobs look to clients (status route, synchronous answers);
+* ``routers``     – extra API routes the provider owns (built with the host's ``RouteKit``).
+
+Like ``providers.base`` this module imports nothing of ours but the port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+from providers.base import Finished, Operation
+
+
+@dataclass(frozen=True)
+class UpstreamDefaults:
+    """What the host tells every adapter it builds (from the shared settings)."""
+
+    simulator_url: str  # base URL of the one simulator process (no trailing slash)
+    timeout_seconds: float = 30.0
+    max_download_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a provider's jobs look to its clients.
+
+    * ``status_route``: the reference's status route for the provider (``{task_id}`` in it), or
+      None when the reference has none: then a job's ``status_url`` is the provider-neutral
+      ``GET /api/v1/jobs/{id}``.
+    * ``always_sync``: the reference's endpoints have no ``sync`` field and answer with the
+      result; the gateway waits up to its sync deadline and past it answers 202 with the
+      ``status_url``. Otherwise ``sync`` is read from the request (default: the model's).
+    """
+
+    status_route: str | None = None
+    always_sync: bool = False
+    status_summary: str = ""
+
+    def status_path(self, job_id: str) -> str:
+        if self.status_route is None:
+            return f"/api/v1/jobs/{job_id}"
+        return self.status_route.replace("{task_id}", job_id)
+
+    @property
+    def status_prefix(self) -> str | None:
+        return None if self.status_route is None else self.status_route.split("{", 1)[0]
+
+
+@runtime_checkable
+class AsyncProvider(Protocol):
+    """A provider whose upstream answers a submit only when the work is done (10–60 s): the
+    worker runs ``run`` on an event loop, many at once, none holding a thread. ``max_in_flight``
+    bounds the calls one worker process keeps open."""
+
+    name: str
+    max_in_flight: int
+
+    async def run(self, op: Operation, params: dict[str, Any]) -> Finished: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RouteKit:
+    """What a provider's own routes get from the host (the API), so the provider imports
+    nothing of it: FastAPI dependency aliases for the caller (``Principal`` after the
+    endpoint or read rate limit), a database session, the settings, and the error type the
+    API renders in the error envelope (``error(status, message, code=…, **extra)``)."""
+
+    endpoint_principal: Any
+    read_principal: Any
+    session: Any
+    settings: Any
+    route_class: Any
+    error: Callable[..., Exception]
+    call_upstream: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    operations: tuple[Operation, ...]
+    settings: type
+    build: Callable[[Any, UpstreamDefaults], Any]
+    simulator: Callable[[], Any] | None = None
+    simulator_path: str = ""
+    dialect: Dialect = field(default_factory=Dialect)
+    routers: Callable[[RouteKit], list[Any]] | None = None
+    # Our own default throttle towards the upstream ({"rpm": …, "concurrency": …});
+    # VISIONGATE_UPSTREAM_LIMITS overrides it per provider.
+    upstream_limits: Mapping[str, Any] = field(default_factory=dict)
+    docs: str = ""  # docs/providers/<name>.md
+
+    def base_url(self, configured: str, defaults: UpstreamDefaults) -> str:
+        """The upstream base URL: the configured one, else this provider's simulator."""
+        return (configured or defaults.simulator_url + self.simulator_path).rstrip("/")
