@@ -545,6 +545,16 @@ def due_starts(session: Session, requeue_after: float, limit: int) -> list[Due]:
     return _claim_due(session, cond, {"published_at": now}, limit)
 
 
+def extend_leases(session: Session, job_ids: list[str], lease_seconds: float) -> int:
+    """Push the start lease of RUNNING jobs whose upstream call is still in flight (a worker's
+    heartbeat): only a worker that stopped extending them lets them be taken for lost."""
+    if not job_ids:
+        return 0
+    result = session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == S.RUNNING.value)
+                             .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
+    return result.rowcount or 0
+
+
 def lost_starts(session: Session, limit: int) -> list[tuple[str, int]]:
     """RUNNING jobs whose worker's lease ran out (the worker died or hung)."""
     rows = session.execute(

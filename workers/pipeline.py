@@ -13,6 +13,7 @@ module never looks at HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import logging
@@ -32,6 +33,7 @@ from core.notify import Notifier
 from core.settings import Settings
 from core.storage import LocalStorage
 from providers.base import (
+    Operation,
     Failed,
     Finished,
     Output,
@@ -43,7 +45,9 @@ from providers.base import (
     UpstreamError,
     UpstreamTask,
 )
+from providers.plugin import AsyncProvider
 from providers.registry import OPERATIONS
+from workers.inflight import InFlight
 from workers.pacing import INLINE_BELOW, FirstCheck
 from workers.throttle import Throttle
 
@@ -76,6 +80,8 @@ class Context:
     poll_task: str = "visiongate.poll"
     poll_queue: Callable[[str], str] = _same_queue
     pacing: FirstCheck | None = None  # built from the settings when not given
+    inflight: InFlight | None = None  # slow synchronous upstreams' calls (workers/inflight.py)
+    operations: dict[str, Operation] = field(default_factory=lambda: dict(OPERATIONS))
     _closed: bool = field(default=False, repr=False)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -102,46 +108,97 @@ class Context:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.inflight is not None:
+            self.inflight.close([p.aclose for p in self.providers.values() if isinstance(p, AsyncProvider)])
         for provider in self.providers.values():
-            provider.close()
+            if not isinstance(provider, AsyncProvider):
+                provider.close()
         self._closed = True
 
 
 # --------------------------------------------------------------------------- start
 def start(ctx: Context, job_id: str) -> None:
     s = ctx.settings
+    provider = None
+    job = None
+    if ctx.inflight is not None:
+        # A slow synchronous upstream: take a slot of its in-flight cap before claiming, so a
+        # full worker waits here (and the queue's other consumers take the next jobs).
+        provider_name = _provider_of(ctx, job_id)
+        provider = ctx.providers.get(provider_name) if provider_name else None
+        if isinstance(provider, AsyncProvider):
+            _start_async(ctx, job_id, provider)
+            return
     job = _claim(ctx, job_id)
     if job is None:
         return
-    op, params, attempts, provider_name = OPERATIONS[job.operation], job.params, job.attempts, job.provider
-    tenant_id = job.tenant_id
-    provider = ctx.providers[provider_name]
+    op, params = ctx.operations[job.operation], job.params
+    provider = ctx.providers[job.provider]
     try:
         # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
         params = media.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
                                       timeout=s.upstream_timeout_seconds)
-        outcome = provider.submit(op, params)
-    except RateLimited as exc:
-        delay = exc.retry_after if exc.retry_after is not None else jobs.backoff(
+        if isinstance(provider, AsyncProvider):  # no in-flight runner (tests): one call inline
+            outcome: Any = asyncio.run(provider.run(op, params))
+        else:
+            outcome = provider.submit(op, params)
+    except Exception as exc:  # noqa: BLE001 - every failure is classified by _submitted
+        outcome = exc
+    _submitted(ctx, job, provider, outcome)
+
+
+def _provider_of(ctx: Context, job_id: str) -> str | None:
+    with ctx.sessions() as session:
+        return session.scalar(select(Job.provider).where(Job.id == job_id))
+
+
+def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
+    """Claim, resolve the inputs, and hand the call to the process's event loop; the answer is
+    handled by ``_submitted`` on a finisher thread. The start task returns at once."""
+    s = ctx.settings
+    slot = ctx.inflight.slot(provider.name, provider.max_in_flight)
+    slot.acquire()  # released below, or by the launch (which takes its own)
+    try:
+        job = _claim(ctx, job_id)
+        if job is None:
+            return
+        op = ctx.operations[job.operation]
+        try:
+            params = media.resolve_inputs(op, job.params, allow_hosts=tuple(s.outbound_allow_hosts),
+                                          timeout=s.upstream_timeout_seconds)
+        except Exception as exc:  # noqa: BLE001
+            _submitted(ctx, job, provider, exc)
+            return
+    finally:
+        slot.release()
+    ctx.inflight.launch(job.id, provider.name, provider.max_in_flight, lambda: provider.run(op, params),
+                        lambda outcome: _submitted(ctx, job, provider, outcome))
+
+
+def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> None:
+    """What the upstream's answer to a submit (or the exception it raised) does to the job."""
+    s, job_id, attempts, tenant_id = ctx.settings, job.id, job.attempts, job.tenant_id
+    if isinstance(outcome, RateLimited):
+        delay = outcome.retry_after if outcome.retry_after is not None else jobs.backoff(
             attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         log.info("start %s: upstream rate limited; retry in %.1fs", job_id, delay)
         _requeue(ctx, job_id, delay, refund=True)
         return
-    except Retryable as exc:
+    if isinstance(outcome, Retryable):
         if attempts >= s.max_start_attempts:
-            _fail(ctx, job_id, exc.code, f"{exc.message} (after {attempts} attempts)")
+            _fail(ctx, job_id, outcome.code, f"{outcome.message} (after {attempts} attempts)")
             return
         delay = jobs.backoff(attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
-        log.info("start %s: %s; retry %d in %.1fs", job_id, exc.message, attempts, delay)
+        log.info("start %s: %s; retry %d in %.1fs", job_id, outcome.message, attempts, delay)
         _requeue(ctx, job_id, delay)
         return
-    except UpstreamError as exc:
-        _fail(ctx, job_id, exc.code, exc.message)
+    if isinstance(outcome, UpstreamError):
+        _fail(ctx, job_id, outcome.code, outcome.message)
         return
-    except Exception as exc:  # our own bug or an unexpected library error: bounded retries
-        log.exception("start %s crashed", job_id)
+    if isinstance(outcome, BaseException):  # our own bug or an unexpected library error: bounded retries
+        log.error("start %s crashed", job_id, exc_info=outcome)
         if attempts >= s.max_start_attempts:
-            _fail(ctx, job_id, "internal_error", f"the gateway could not submit the job: {exc}")
+            _fail(ctx, job_id, "internal_error", f"the gateway could not submit the job: {outcome}")
         else:
             _requeue(ctx, job_id, jobs.backoff(attempts, s.retry_backoff_base_seconds,
                                                s.retry_backoff_max_seconds))
@@ -159,11 +216,11 @@ def start(ctx: Context, job_id: str) -> None:
         if submitted_at is None:
             return
         if first < INLINE_BELOW:  # this operation is usually done by now: check at once
-            _poll_rows(ctx, [_PollRow(job_id, job.operation, tasks, provider_name, submitted_at,
+            _poll_rows(ctx, [_PollRow(job_id, job.operation, tasks, job.provider, submitted_at,
                                       submitted_at, 0, tenant_id, submitted_at)])
         elif first < s.poll_interval_seconds:
             try:
-                ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(provider_name), countdown=first)
+                ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(job.provider), countdown=first)
             except Exception:
                 log.warning("early poll of %s not published; the sweeper will poll it", job_id,
                             exc_info=True)
@@ -177,7 +234,7 @@ def start(ctx: Context, job_id: str) -> None:
 def _claim(ctx: Context, job_id: str) -> jobs.Claimed | None:
     """Claim the job within the tenant's and our upstream limits; None: nothing to do now."""
     job = jobs.claim(ctx.sessions, job_id, ctx.settings.start_lease_seconds, ctx.concurrency,
-                     guard=_UpstreamGuard(ctx.throttle) if ctx.throttle is not None else None)
+                     guard=_UpstreamGuard(ctx.throttle, ctx.operations) if ctx.throttle is not None else None)
     if job is None:
         log.info("start %s: not started now (duplicate, not due, waiting for a slot, or an "
                  "upstream limit)", job_id)
@@ -189,6 +246,7 @@ class _UpstreamGuard:
     """Our limits per provider (``VISIONGATE_UPSTREAM_LIMITS``) as a claim guard."""
 
     throttle: Throttle
+    operations: dict[str, Operation]
 
     def needed(self, provider: str) -> bool:
         return self.throttle.applies(provider)
@@ -200,7 +258,7 @@ class _UpstreamGuard:
 
     def turn_back(self, session: Any, job: jobs.Claimed) -> bool:
         wait = self.throttle.wait_time(session, job.provider, job.id,
-                                       OPERATIONS[job.operation].upstream_requests(job.params))
+                                       self.operations[job.operation].upstream_requests(job.params))
         if wait is None:
             return False
         log.info("start %s: %s upstream limit reached; retry in %.2fs", job.id, job.provider, wait)
@@ -306,7 +364,7 @@ def _check(ctx: Context, row: _PollRow) -> _Checked:
     job_id, operation, tasks, provider_name = row.id, row.operation, row.upstream_tasks, row.provider
     submitted_at, created_at, poll_failures = row.submitted_at, row.created_at, row.poll_failures
     checked_at = row.updated_at  # the submit, or the last check that found it running
-    op, tasks, provider = OPERATIONS[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
+    op, tasks, provider = ctx.operations[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
     progress: list[float] = []
     try:
         for task in tasks:
@@ -389,7 +447,10 @@ def _finish(ctx: Context, job_id: str, tenant_id: str, results: list[Finished], 
         for name, value in result.meta.items():
             meta.setdefault(name, value)
         for output in result.outputs:
-            data, content_type = provider.download(output)
+            if isinstance(provider, AsyncProvider):  # its answer carries the bytes themselves
+                data, content_type = output.data, output.content_type
+            else:
+                data, content_type = provider.download(output)
             stored.append(_store(ctx, tenant_id, job_id, len(stored), data, content_type))
     if results and len(results) > 1:
         meta["seeds"] = [r.meta.get("seed") for r in results]

@@ -13,15 +13,17 @@ import os
 import redis
 from celery.signals import worker_process_init
 
+from core import jobs
 from core.db import reset_engines, session_factory
 from core.notify import Notifier
 from core.ratelimit import MemoryWindow, SyncRedisLimiter
 from core.settings import get_settings
 from core.storage import LocalStorage
 from workers import pipeline, webhooks
+from workers.inflight import InFlight
 from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
 from workers.throttle import Throttle
-from workers.upstreams import build_providers
+from workers.upstreams import build_providers, upstream_limits
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,24 @@ def context() -> pipeline.Context:
     log.info("worker context built in pid %d", os.getpid())
     window = (SyncRedisLimiter(redis.Redis.from_url(settings.notify_redis_url))
               if settings.notify_redis_url else MemoryWindow())
+    sessions = session_factory()
+
+    def extend_leases(job_ids: list[str]) -> None:
+        with sessions.begin() as session:
+            jobs.extend_leases(session, job_ids, settings.start_lease_seconds)
+
     return pipeline.Context(
         settings=settings,
-        sessions=session_factory(),
+        sessions=sessions,
         storage=LocalStorage(settings.results_path),
         notifier=Notifier(settings.notify_redis_url),
         providers=build_providers(settings),
         publish=publish,
-        throttle=Throttle(settings.upstream_limits, window, busy_delay=settings.poll_interval_seconds),
+        throttle=Throttle(upstream_limits(settings), window, busy_delay=settings.poll_interval_seconds),
         start_task=START_TASK,
         poll_task=POLL_TASK,
         poll_queue=poll_queue,
+        inflight=InFlight(extend_leases, settings.start_lease_seconds),
     )
 
 
