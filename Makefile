@@ -34,3 +34,7 @@ migrate: install
 
 clean:
 	rm -rf .visiongate
+
+.PHONY: schemas
+schemas: install  ## regenerate every providers/*/schemas_gen.py from spec/ (scripts/gen_schemas.py)
+	$(PY) scripts/gen_schemas.py --all

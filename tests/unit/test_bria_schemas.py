@@ -1,27 +1,26 @@
 """Bria / Bria-LoRA request models against the Vision Studio API reference (seed 004).
 
-* every generated model's JSON schema equals the seed's request schema ($refs resolved);
-* the committed providers/bria/schemas_gen.py is exactly what scripts/gen_schemas.py produces;
+* providers/bria/schemas.py covers every Bria endpoint with a body, with rule-enforcing
+  subclasses of the generated models;
 * BriaGenerateImageRequest: every field limit at its boundary, defaults, and 004's prose rules.
+
+What holds for every provider (each model's JSON schema equals the seed's request schema, Python
+defaults, enum components, OpenAPI components, the committed schemas_gen.py is exactly the
+generator's output) is checked in tests/unit/test_request_models.py.
 
 The reference lives in the repo, under spec/.
 """
 
-import importlib.util
 import json
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from pydantic_core import to_jsonable_python
 
 from providers.bria import schemas, schemas_gen
 
-REPO = Path(__file__).resolve().parents[2]
 SEEDS = Path(__file__).resolve().parents[2] / "spec"
 SEED_JSON = SEEDS / "vision-studio-endpoints.json"
 INVENTORY = SEEDS / "INVENTORY.md"
@@ -32,68 +31,11 @@ if not SEED_JSON.is_file() or not INVENTORY.is_file():
         "these tests must not be skipped."
     )
 
-ENDPOINTS = [
-    e
-    for e in json.loads(SEED_JSON.read_text(encoding="utf-8"))
-    if e["path"].startswith(("/api/v1/bria/", "/api/v1/bria-lora/")) and e.get("request_schema")
-]
+ENDPOINTS = [e for e in json.loads(SEED_JSON.read_text(encoding="utf-8"))
+             if e["path"].startswith(("/api/v1/bria/", "/api/v1/bria-lora/")) and e.get("request_schema")]
 GEN_IMAGE = ("POST", "/api/v1/bria/image/generation/generate-image")
 GEN_IMAGE_SEED = next(e["request_schema"] for e in ENDPOINTS if (e["method"], e["path"]) == GEN_IMAGE)
 Model = schemas.BriaGenerateImageRequest
-
-
-# --------------------------------------------------------------------------- helpers
-def inventory_enum(name: str) -> dict[str, Any]:
-    """The JSON schema of an enum component, members from INVENTORY.md §6.2."""
-    text = INVENTORY.read_text(encoding="utf-8")
-    row = re.search(r"^\| `%s` \| ([^|]*)\|" % re.escape(name), text, re.M)
-    assert row, f"component {name} not found in INVENTORY.md §6.2"
-    return {"enum": re.findall(r'"([^"]*)"', row.group(1)), "title": name, "type": "string"}
-
-
-def resolve(node: Any, lookup) -> Any:
-    """Inline every {"$ref": ...}; sibling keywords (default, description) are kept beside it."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target = lookup(node["$ref"])
-            siblings = {k: resolve(v, lookup) for k, v in node.items() if k != "$ref"}
-            return {"$ref->": resolve(target, lookup), **siblings}
-        return {k: resolve(v, lookup) for k, v in node.items()}
-    if isinstance(node, list):
-        return [resolve(v, lookup) for v in node]
-    return node
-
-
-def seed_lookup(ref: str) -> dict[str, Any]:
-    prefix = "#/components/schemas/"
-    assert ref.startswith(prefix), ref
-    return inventory_enum(ref[len(prefix):])
-
-
-def model_schema(model) -> dict[str, Any]:
-    raw = model.model_json_schema()
-    defs = raw.pop("$defs", {})
-    return resolve(raw, lambda ref: defs[ref.split("/")[-1]])
-
-
-def ids(e: dict[str, Any]) -> str:
-    return f"{e['method']} {e['path']}"
-
-
-LIMIT_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-              "minItems", "maxItems")
-
-
-def walk(node: Any, path: str = ""):
-    """Yield (path, dict) for every schema dict inside a property schema."""
-    if isinstance(node, dict):
-        yield path, node
-        for k, v in node.items():
-            if k not in ("examples", "default", "enum"):
-                yield from walk(v, f"{path}/{k}")
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from walk(v, f"{path}[{i}]")
 
 
 # --------------------------------------------------------------------------- seed vs models
@@ -107,112 +49,6 @@ def test_request_models_cover_every_bria_endpoint_with_a_body():
     # the rule-enforcing subclass is the one the rest of the code gets
     assert schemas.REQUEST_MODELS[GEN_IMAGE] is schemas.BriaGenerateImageRequest
     assert schemas.BriaGenerateImageRequest is not schemas_gen.BriaGenerateImageRequest
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ids)
-def test_model_schema_equals_seed(endpoint):
-    seed = resolve(endpoint["request_schema"], seed_lookup)
-    model = schemas.REQUEST_MODELS[(endpoint["method"], endpoint["path"])]
-    mine = model_schema(model)
-    title = seed["title"]
-
-    assert mine["title"] == title
-    assert mine.get("description") == seed.get("description")
-    assert mine["type"] == "object"
-    # same property names, in the seed's order
-    assert list(mine["properties"]) == list(seed["properties"]), title
-    assert set(mine.get("required", [])) == set(seed.get("required", [])), title
-    for name, s_prop in seed["properties"].items():
-        m_prop = mine["properties"][name]
-        where = f"{title}.{name}"
-        # defaults: present in both or in neither, and equal
-        assert ("default" in m_prop) == ("default" in s_prop), where
-        assert m_prop.get("default") == s_prop.get("default"), where
-        # enums, consts, limits and formats at every depth (anyOf members, items, prefixItems)
-        s_nodes, m_nodes = dict(walk(s_prop)), dict(walk(m_prop))
-        assert s_nodes.keys() == m_nodes.keys(), where
-        for path, s_node in s_nodes.items():
-            m_node = m_nodes[path]
-            for key in ("type", "enum", "const", "format", *LIMIT_KEYS):
-                assert m_node.get(key) == s_node.get(key), f"{where}{path}: {key}"
-        # and nothing else differs either (title, description, examples, $ref siblings)
-        assert m_prop == s_prop, where
-    assert mine == seed
-
-
-def test_openapi_components_read_like_the_seed():
-    """Served through FastAPI, each model is a component named after the seed's title, and the
-    enum components (ControlnetType, ...) are components of their own, referenced as in the seed."""
-    app = FastAPI()
-    for i, model in enumerate(dict.fromkeys(schemas.REQUEST_MODELS.values())):
-        def endpoint(body):  # pragma: no cover - never called
-            return {}
-        endpoint.__annotations__ = {"body": model}
-        app.post(f"/m{i}")(endpoint)
-    components = app.openapi()["components"]["schemas"]
-    for e in ENDPOINTS:
-        seed = e["request_schema"]
-        assert components[seed["title"]] == seed, seed["title"]
-    refs = {m.group(1) for m in re.finditer(r'"#/components/schemas/([^"]+)"', json.dumps([e["request_schema"] for e in ENDPOINTS]))}
-    assert refs == {"ControlnetType", "ImagePromptMode", "MaskType", "ManualPlacement", "PlacementType", "EnhanceResolution"}
-    for name in refs:
-        assert components[name] == inventory_enum(name), name
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ids)
-def test_python_defaults_equal_seed_defaults(endpoint):
-    model = schemas.REQUEST_MODELS[(endpoint["method"], endpoint["path"])]
-    seed = endpoint["request_schema"]
-    required = set(seed.get("required", []))
-    for name, prop in seed["properties"].items():
-        field = model.model_fields[name]
-        if name in required:
-            assert field.is_required(), name
-        else:
-            assert not field.is_required(), name
-            assert to_jsonable_python(field.default) == prop.get("default"), name
-
-
-# --------------------------------------------------------------------------- generator
-def load_generator():
-    spec = importlib.util.spec_from_file_location("gen_schemas", REPO / "scripts" / "gen_schemas.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_committed_schemas_gen_is_up_to_date():
-    gen = load_generator()
-    expected = gen.render(SEED_JSON)
-    committed = (REPO / "providers" / "bria" / "schemas_gen.py").read_text(encoding="utf-8")
-    assert committed == expected, (
-        "providers/bria/schemas_gen.py differs from the generator's output; run "
-        "`.venv/bin/python scripts/gen_schemas.py` and commit the result"
-    )
-
-
-def test_generator_default_seed_path_is_the_repo_spec():
-    gen = load_generator()
-    assert gen.DEFAULT_SEED.resolve() == SEED_JSON.resolve()
-
-
-@pytest.mark.parametrize(
-    "prop, message",
-    [
-        ({"$ref": "#/components/schemas/Unknown"}, "members are unknown"),
-        ({"type": "string", "pattern": "^a$"}, "unsupported keywords"),
-        ({"type": "string", "format": "email"}, "unsupported format"),
-        ({"type": "string", "title": "X", "default": None}, "explicit null default"),
-    ],
-)
-def test_generator_fails_loudly_on_what_it_cannot_reproduce(tmp_path, prop, message):
-    gen = load_generator()
-    seed = [{"method": "POST", "path": "/api/v1/bria/x", "request_schema": {
-        "type": "object", "title": "X", "properties": {"x": prop}}}]
-    path = tmp_path / "seed.json"
-    path.write_text(json.dumps(seed))
-    with pytest.raises(gen.GenError, match=message):
-        gen.render(path)
 
 
 # --------------------------------------------------------------------------- generate-image: limits
@@ -243,14 +79,24 @@ def test_prompt_min_length_4():
     assert info.value.errors()[0]["loc"] == ("prompt",)
 
 
-@pytest.mark.parametrize("ratio", ["1:1", "2:3", "3:2", "3:4", "4:3", "16:9", "9:16", "4:5", "5:4"])
-def test_aspect_ratio_accepted(ratio):
-    assert ok(aspect_ratio=ratio).aspect_ratio == ratio
+# field: (accepted values, rejected values, error type of a rejected one)
+CHOICES = {
+    "aspect_ratio": (["1:1", "2:3", "3:2", "3:4", "4:3", "16:9", "9:16", "4:5", "5:4"],
+                     ["21:9", "7:4", "1:2", "", "1x1"], "literal_error"),
+    "bria_model_version": (["2.3", "3.2"], ["2.2", "3.1", "3", 3.2], "literal_error"),
+    "medium": (["photography", "art"], ["product", "Photography", "auto"], "literal_error"),
+    "image_prompt_mode": (["regular", "style_only"], ["style", "Regular", "ip_adapter"], "enum"),
+}
 
 
-@pytest.mark.parametrize("ratio", ["21:9", "7:4", "1:2", "", "1x1"])
-def test_aspect_ratio_rejected(ratio):
-    assert_rejected("aspect_ratio", ratio, "literal_error")
+@pytest.mark.parametrize("field, value", [(f, v) for f, (good, _, _) in CHOICES.items() for v in good])
+def test_choice_accepted(field, value):
+    assert getattr(ok(**{field: value}), field) == value
+
+
+@pytest.mark.parametrize("field, value", [(f, v) for f, (_, bad, _) in CHOICES.items() for v in bad])
+def test_choice_rejected(field, value):
+    assert_rejected(field, value, CHOICES[field][2])
 
 
 @pytest.mark.parametrize(
@@ -283,26 +129,6 @@ def test_nullable_fields_accept_null(field):
     assert getattr(ok(**{field: None}), field) is None
 
 
-@pytest.mark.parametrize("version", ["2.3", "3.2"])
-def test_bria_model_version_accepted(version):
-    assert ok(bria_model_version=version).bria_model_version == version
-
-
-@pytest.mark.parametrize("version", ["2.2", "3.1", "3", 3.2])
-def test_bria_model_version_rejected(version):
-    assert_rejected("bria_model_version", version, "literal_error")
-
-
-@pytest.mark.parametrize("medium", ["photography", "art"])
-def test_medium_accepted(medium):
-    assert ok(medium=medium).medium == medium
-
-
-@pytest.mark.parametrize("medium", ["product", "Photography", "auto"])
-def test_medium_rejected(medium):
-    assert_rejected("medium", medium, "literal_error")
-
-
 @pytest.mark.parametrize("n", [1, 2])
 @pytest.mark.parametrize("method", ["controlnet_canny", "controlnet_depth", "controlnet_recoloring", "controlnet_color_grid"])
 def test_guidance_methods_accepted(n, method):
@@ -316,16 +142,6 @@ def test_guidance_methods_accepted(n, method):
 @pytest.mark.parametrize("method", ["controlnet_pose", "canny", "CONTROLNET_CANNY"])
 def test_guidance_methods_rejected(n, method):
     assert_rejected(f"guidance_method_{n}", method, "enum")
-
-
-@pytest.mark.parametrize("mode", ["regular", "style_only"])
-def test_image_prompt_mode_accepted(mode):
-    assert ok(image_prompt_mode=mode).image_prompt_mode == mode
-
-
-@pytest.mark.parametrize("mode", ["style", "Regular", "ip_adapter"])
-def test_image_prompt_mode_rejected(mode):
-    assert_rejected("image_prompt_mode", mode, "enum")
 
 
 def test_seed_and_negative_prompt_types():
