@@ -349,8 +349,10 @@ def _resolve_one(name: str, value: Any, spec: MediaInput, params: dict[str, Any]
         inspect(data, spec, params)
     except MediaError as exc:
         raise Permanent(f"{name} ({value}): {exc.message}", code=exc.code) from None
-    if spec.kind == "video" or spec.url_only:
+    if spec.url_only or (spec.kind == "video" and not spec.as_data):
         return value  # Bria takes only public URLs for video
+    if spec.kind == "video":  # the upstream gets the checked bytes (e.g. frames sampled from them)
+        return base64.b64encode(data).decode("ascii")
     return base64.b64encode(data).decode("ascii")
 
 

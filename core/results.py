@@ -15,8 +15,9 @@ from core.models import Job, JobStatus, utcnow
 from core.settings import Settings
 from core.signing import sign_url
 
-# Result fields an upstream may report that we pass on (Bria: seed, prompt, refined_prompt).
-PASSED_META = ("seed", "prompt", "refined_prompt", "structured_prompt")
+# Result fields an upstream may report that we pass on (Bria: seed, prompt, refined_prompt;
+# OpenAI: the prompts it revised, one per image).
+PASSED_META = ("seed", "prompt", "refined_prompt", "structured_prompt", "revised_prompts")
 
 
 def signed_urls(job: Job, settings: Settings, base_url: str,
@@ -34,13 +35,19 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
+# A text result (prompt helpers, captions): what the upstream model wrote and how.
+TEXT_META = ("text", "tags", "segments", "mode", "provider", "model", "temperature", "usage")
+
+
 def result_body(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
     urls, expires_at = signed_urls(job, settings, base_url)
     outputs = job.outputs or []
+    meta = job.result_meta or {}
+    if not outputs and ("text" in meta or "tags" in meta):
+        return {**{k: meta[k] for k in TEXT_META if k in meta}, "expires_at": iso(expires_at)}
     key = "video_url" if outputs and outputs[0].get("content_type", "").startswith("video/") else (
         "audio_url" if outputs and outputs[0].get("content_type", "").startswith("audio/") else "image_url")
     body: dict[str, Any] = {key: urls[0] if urls else None, "urls": urls}
-    meta = job.result_meta or {}
     for name in PASSED_META:
         if name in meta:
             body[name] = meta[name]
@@ -54,7 +61,7 @@ def result_body(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
 # input URLs that may not or could not be fetched (``input_*``), and the upstream refusing the
 # input itself (HTTP 400/413/415/422, content moderation included).
 _INPUT_PREFIXES = ("input_", "image_", "video_", "media_", "not_a", "base64_")
-_INPUT_CODES = frozenset({"upstream_400", "upstream_413", "upstream_415", "upstream_422"})
+_INPUT_CODES = frozenset({"upstream_400", "upstream_413", "upstream_415", "upstream_422", "content_moderated"})
 
 
 def input_fault(code: str | None) -> bool:

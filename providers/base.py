@@ -184,6 +184,8 @@ class MediaInput:
     max_side: int | None = None
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
     url_only: bool = False
+    # Videos are passed on as their URL unless ``as_data``: then as base64 of the checked bytes.
+    as_data: bool = False
     # Extra rule on the media's size: (width, height, params) -> error message or None.
     check: Callable[[int, int, dict[str, Any]], str | None] | None = None
     max_duration: float | None = None

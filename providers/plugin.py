@@ -9,7 +9,8 @@ provider. A package declares:
 * ``settings``    – a pydantic-settings class read from the provider's documented variables
   (``BRIA_BASE_URL``, ``OPENAI_API_KEY``, …); an empty base URL means "the simulator";
 * ``build``       – ``build(settings, defaults) -> adapter``: a ``providers.base.Provider``
-  (submit / poll / download) or an ``AsyncProvider`` (one slow call, run without a thread);
+  (submit / poll / download) or an ``AsyncProvider`` (one slow call, run without a thread); None
+  for a package that has no jobs of its own yet (its clients serve other packages);
 * ``simulator``   – an ASGI app factory speaking the provider's real protocol, mounted by the one
   simulator process at ``simulator_path``;
 * ``dialect``     – how its jobs look to clients (status route, synchronous answers);
@@ -96,7 +97,7 @@ class Plugin:
     name: str
     operations: tuple[Operation, ...]
     settings: type
-    build: Callable[[Any, UpstreamDefaults], Any]
+    build: Callable[[Any, UpstreamDefaults], Any] | None  # None: no jobs of its own (yet)
     simulator: Callable[[], Any] | None = None
     simulator_path: str = ""
     dialect: Dialect = field(default_factory=Dialect)
@@ -105,6 +106,7 @@ class Plugin:
     # VISIONGATE_UPSTREAM_LIMITS overrides it per provider.
     upstream_limits: Mapping[str, Any] = field(default_factory=dict)
     docs: str = ""  # docs/providers/<name>.md
+    url_setting: str = "base_url"  # the settings field that points the adapter at the real service
 
     def base_url(self, configured: str, defaults: UpstreamDefaults) -> str:
         """The upstream base URL: the configured one, else this provider's simulator."""

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from providers.base import Operation
 from providers.bria import PLUGIN as BRIA
+from providers.caption import PLUGIN as CAPTION
+from providers.google import PLUGIN as GOOGLE
+from providers.openai import PLUGIN as OPENAI
 from providers.plugin import Plugin
+from providers.prompt import PLUGIN as PROMPT
 
 PLUGINS: tuple[Plugin, ...] = (
     BRIA,
+    OPENAI,
+    PROMPT,
+    CAPTION,
+    GOOGLE,
 )
 
 BY_NAME: dict[str, Plugin] = {p.name: p for p in PLUGINS}
 TABLES: dict[str, list[Operation]] = {p.name: list(p.operations) for p in PLUGINS}
 OPERATIONS: dict[str, Operation] = {op.name: op for ops in TABLES.values() for op in ops}
-PROVIDERS: tuple[str, ...] = tuple(BY_NAME)
+PROVIDERS: tuple[str, ...] = tuple(p.name for p in PLUGINS if p.operations)  # those with jobs (queues)

@@ -101,6 +101,9 @@ class Context:
                                                 thread_name_prefix="upstream-io")
         return list(self._pool.map(fn, items))
 
+    def has_async(self) -> bool:
+        return any(isinstance(p, AsyncProvider) for p in self.providers.values())
+
     def concurrency(self, tenant: Tenant) -> int:
         """The tenant's cap on jobs running upstream at once (plan grid + overrides)."""
         return limits_for(self.settings.plan_grid, tenant.plan, tenant.limits).concurrency
@@ -117,15 +120,15 @@ class Context:
 
 
 # --------------------------------------------------------------------------- start
-def start(ctx: Context, job_id: str) -> None:
+def start(ctx: Context, job_id: str, queue: str | None = None) -> None:
+    """``queue``: the queue the start message came from, which is the job's provider (saves a
+    read to learn whether its upstream is a slow synchronous one)."""
     s = ctx.settings
-    provider = None
-    job = None
-    if ctx.inflight is not None:
+    if ctx.inflight is not None and ctx.has_async():
         # A slow synchronous upstream: take a slot of its in-flight cap before claiming, so a
         # full worker waits here (and the queue's other consumers take the next jobs).
-        provider_name = _provider_of(ctx, job_id)
-        provider = ctx.providers.get(provider_name) if provider_name else None
+        provider = ctx.providers.get(queue) if queue in ctx.providers else ctx.providers.get(
+            _provider_of(ctx, job_id) or "")
         if isinstance(provider, AsyncProvider):
             _start_async(ctx, job_id, provider)
             return

@@ -61,9 +61,11 @@ def _after_fork(**_kwargs) -> None:
     context.cache_clear()
 
 
-@celery_app.task(name=START_TASK)
-def start(job_id: str) -> None:
-    pipeline.start(context(), job_id)
+@celery_app.task(name=START_TASK, bind=True)
+def start(self, job_id: str) -> None:
+    # Start messages go to their provider's queue: its name says which adapter will run the job.
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    pipeline.start(context(), job_id, queue)
 
 
 @celery_app.task(name=POLL_TASK)

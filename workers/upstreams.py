@@ -18,7 +18,7 @@ def defaults_of(settings: Settings) -> UpstreamDefaults:
 
 def build_providers(settings: Settings) -> dict[str, Any]:
     defaults = defaults_of(settings)
-    return {p.name: p.build(p.settings(), defaults) for p in PLUGINS}
+    return {p.name: p.build(p.settings(), defaults) for p in PLUGINS if p.build is not None}
 
 
 def upstream_limits(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -34,11 +34,11 @@ def upstreams(settings: Settings) -> dict[str, str]:
     defaults = defaults_of(settings)
     out = {}
     for p in PLUGINS:
-        configured = getattr(p.settings(), "base_url", "")
-        out[p.name] = p.base_url(configured, defaults)
+        if p.simulator is not None or p.build is not None:
+            out[p.name] = p.base_url(getattr(p.settings(), p.url_setting, ""), defaults)
     return out
 
 
 def uses_simulator() -> bool:
     """True when some provider has no base URL of its own (the simulator process is needed)."""
-    return any(p.simulator is not None and not getattr(p.settings(), "base_url", "") for p in PLUGINS)
+    return any(p.simulator is not None and not getattr(p.settings(), p.url_setting, "") for p in PLUGINS)

@@ -42,6 +42,8 @@ TIMINGS = {
     "VISIONGATE_UPSTREAM_TIMEOUT_SECONDS": "3",
     "VISIONGATE_AUTH_CACHE_SECONDS": "0",
     "SIM_LATENCY_SECONDS": "0.5",
+    "SIM_OPENAI_LATENCY_SECONDS": "0.3",
+    "SIM_GOOGLE_LATENCY_SECONDS": "0.1",
     # Input images in the Bria endpoint tests are served from 127.0.0.2 (127.0.0.1 stays refused).
     # Webhook receivers in the webhook/batch tests listen on 127.0.0.3.
     "VISIONGATE_OUTBOUND_ALLOW_HOSTS": "127.0.0.2,127.0.0.3",
