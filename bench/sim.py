@@ -1,4 +1,4 @@
-"""The Bria simulator as the benchmark runs it: ``python -m bench.sim --port P``.
+"""The simulators as the benchmark runs them (Bria's at the root, the others at their paths): ``python -m bench.sim --port P``.
 
 Two differences from ``visiongate simulator``, both so that the numbers describe the gateway:
 
@@ -49,7 +49,14 @@ def create_app():  # noqa: ANN201 - FastAPI
         with state.lock:
             return {rid: t.created + t.latency + offset for rid, t in state.tasks.items()}
 
-    return app
+    # Every other provider's simulator at its own path, as the product's simulator process does.
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from providers.registry import PLUGINS
+
+    others = [Mount(p.simulator_path, app=p.simulator()) for p in PLUGINS if p.simulator and p.simulator_path]
+    return Starlette(routes=[*others, Mount("", app=app)])
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 
 import redis
 from celery.signals import worker_process_init
@@ -28,8 +29,20 @@ from workers.upstreams import build_providers, upstream_limits
 log = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=1)
+_context_lock = threading.Lock()
+
+
 def context() -> pipeline.Context:
+    """The process's one Context, built on first use by whichever task thread comes first (the
+    others wait: a Context holds connection pools, an event loop and the adapters' clients)."""
+    with _context_lock:
+        if _built.cache_info().currsize == 0:
+            log.info("building the worker context")
+        return _built()
+
+
+@functools.lru_cache(maxsize=1)
+def _built() -> pipeline.Context:
     settings = get_settings()
     log.info("worker context built in pid %d", os.getpid())
     window = (SyncRedisLimiter(redis.Redis.from_url(settings.notify_redis_url))
@@ -58,7 +71,7 @@ def context() -> pipeline.Context:
 @worker_process_init.connect
 def _after_fork(**_kwargs) -> None:
     reset_engines()
-    context.cache_clear()
+    _built.cache_clear()
 
 
 @celery_app.task(name=START_TASK, bind=True)

@@ -24,7 +24,9 @@ OpenAI facts used here (official ``openai`` SDK: ``_client.py``, ``_base_client.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
+import ssl
 import time
 from typing import Any
 
@@ -178,6 +180,11 @@ def form_value(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
 class OpenAIClient:
     """Calls OpenAI's ``/images/generations``, ``/images/edits`` and ``/chat/completions``.
 
@@ -207,6 +214,7 @@ class OpenAIClient:
         self.base_url = base_url.rstrip("/")
         shards = max(1, -(-max_connections // self.SHARD_CONNECTIONS))
         per_shard = -(-max_connections // shards)
+        tls = _tls_context()  # one for every pool: building one loads the CA bundle (~40 ms)
         self._clients = [
             httpx.AsyncClient(
                 base_url=self.base_url,
@@ -216,6 +224,7 @@ class OpenAIClient:
                                     keepalive_expiry=30.0),
                 transport=transport,
                 follow_redirects=False,
+                verify=tls,
             )
             for _ in range(shards)
         ]
