@@ -43,8 +43,8 @@ def result_body(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
     urls, expires_at = signed_urls(job, settings, base_url)
     outputs = job.outputs or []
     meta = job.result_meta or {}
-    if not outputs and ("text" in meta or "tags" in meta):
-        return {**{k: meta[k] for k in TEXT_META if k in meta}, "expires_at": iso(expires_at)}
+    if not outputs and ("text" in meta or "tags" in meta):  # no file: kept until the job's retention ends
+        return {**{k: meta[k] for k in TEXT_META if k in meta}, "expires_at": iso(job.expires_at)}
     key = "video_url" if outputs and outputs[0].get("content_type", "").startswith("video/") else (
         "audio_url" if outputs and outputs[0].get("content_type", "").startswith("audio/") else "image_url")
     body: dict[str, Any] = {key: urls[0] if urls else None, "urls": urls}

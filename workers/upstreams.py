@@ -34,8 +34,9 @@ def upstreams(settings: Settings) -> dict[str, str]:
     defaults = defaults_of(settings)
     out = {}
     for p in PLUGINS:
-        if p.simulator is not None or p.build is not None:
-            out[p.name] = p.base_url(getattr(p.settings(), p.url_setting, ""), defaults)
+        settings = p.settings()
+        if p.simulator is not None or hasattr(settings, p.url_setting):  # not the helpers of others
+            out[p.name] = p.base_url(getattr(settings, p.url_setting, ""), defaults)
     return out
 
 

@@ -76,6 +76,7 @@ def images_finished(answer: dict[str, Any], model: str, request: dict[str, Any])
         "background": answer.get("background") or request.get("background"),
         "output_format": fmt,
         "usage": answer.get("usage") or {},
+        "revised_prompts": [o.meta["revised_prompt"] for o in outputs if o.meta.get("revised_prompt")] or None,
     }
     return Finished(outputs=outputs, meta={key: value for key, value in meta.items() if value is not None})
 
