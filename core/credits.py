@@ -1,6 +1,7 @@
 """Credits: a ledger in the database, settled in the same transaction as the job's move.
 
-* submit  → ``reserve``  (balance − cost, only if enough; else the API answers 406, no job)
+* submit  → a ``reserve`` row (balance − cost, only if enough; else the API answers 406, no job):
+  written by the intake (core/intake.py) for single requests, by ``reserve_many`` for batches
 * COMPLETED → ``capture`` (the reservation becomes a charge; balance unchanged)
 * ERROR / cancel → ``release`` (balance + cost): a failed job never costs the tenant
 * operator → ``grant``
@@ -24,21 +25,6 @@ class InsufficientCredits(Exception):
         super().__init__(f"this request costs {cost} credit(s); {available} available")
         self.cost = cost
         self.available = available
-
-
-async def reserve(session: AsyncSession, tenant_id: str, job_id: str, cost: int) -> int:
-    """Take ``cost`` from the balance for ``job_id``; returns the balance left."""
-    balance = await session.scalar(
-        update(Tenant).where(Tenant.id == tenant_id, Tenant.credits >= cost)
-        .values(credits=Tenant.credits - cost).returning(Tenant.credits)
-    )
-    if balance is None:
-        available = await session.scalar(select(Tenant.credits).where(Tenant.id == tenant_id))
-        raise InsufficientCredits(cost, int(available or 0))
-    await session.execute(insert(CreditEntry).values(
-        tenant_id=tenant_id, job_id=job_id, kind="reserve", amount=cost, balance_after=balance,
-        note="", created_at=utcnow()))
-    return int(balance)
 
 
 _TENANTS = Tenant.__table__

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 from sqlalchemy.sql.elements import ClauseElement
 
 from core import credits
-from core.models import ACTIVE, Job, JobStatus, JobWebhook, Tenant, WebhookEndpoint, new_id, utcnow
+from core.models import ACTIVE, Job, JobStatus, JobWebhook, Tenant, WebhookEndpoint, utcnow
 
 S = JobStatus
 
@@ -129,17 +129,6 @@ def next_poll_delay(elapsed: float, base: float, cap: float) -> float:
 
 
 # --------------------------------------------------------------------------- API side (async)
-async def create_job(session: AsyncSession, *, tenant_id: str, provider: str, operation: str,
-                     params: dict[str, Any], sync: bool, credit_cost: int = 0) -> Job:
-    now = utcnow()
-    job = Job(id=new_id(), tenant_id=tenant_id, provider=provider, operation=operation,
-              params=params, sync=sync, status=S.QUEUED.value, run_at=now, published_at=now,
-              created_at=now, updated_at=now, attempts=0, polls=0, poll_failures=0,
-              credit_cost=credit_cost)
-    session.add(job)
-    return job
-
-
 async def get_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | None:
     """The tenant's job, or None (unknown, another tenant's, expired). The request's params
     (which can hold base64 inputs of several MB) and the upstream task list are not loaded:
@@ -442,19 +431,6 @@ def fail(session: Session, job_id: str, code: str, message: str, retention_secon
     moved = _move(session, job_id, ACTIVE, S.ERROR, error_code=code[:100], error_message=message,
                   finished_at=now, expires_at=now + dt.timedelta(seconds=retention_seconds),
                   lease_until=None, held_at=None)
-    if moved is not None:
-        credits.settle(session, moved[0], job_id, moved[1], captured=False)
-        _event(session, job_id, "job.failed", moved)
-    return moved is not None
-
-
-def cancel(session: Session, job_id: str, message: str, retention_seconds: float) -> bool:
-    """QUEUED → CANCELLED (a job that has not started); its credits are released in the same
-    transaction. Jobs already upstream are not cancelled (they run to completion)."""
-    now = utcnow()
-    moved = _move(session, job_id, (S.QUEUED,), S.CANCELLED, error_code="cancelled",
-                  error_message=message, finished_at=now, held_at=None, lease_until=None,
-                  expires_at=now + dt.timedelta(seconds=retention_seconds))
     if moved is not None:
         credits.settle(session, moved[0], job_id, moved[1], captured=False)
         _event(session, job_id, "job.failed", moved)

@@ -205,7 +205,6 @@ class MediaInput:
 class Kind(str, enum.Enum):
     JOB = "job"  # long-running: persisted, queued, polled
     QUICK = "quick"  # inline request/response
-    CRUD = "crud"  # resource management
 
 
 @dataclass(frozen=True)

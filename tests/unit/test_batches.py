@@ -171,17 +171,6 @@ def test_cancel_releases_unstarted_jobs_and_the_sweeper_closes_the_batch(session
     assert lines[2]["error"]["code"] == "cancelled"
 
 
-def test_single_job_cancel_releases_its_credits(sessions):
-    tid = tenant(sessions, "single")
-    batch_id = create(sessions, tid, 1)
-    with sessions() as s:
-        job_id = s.scalar(select(Job.id).where(Job.batch_id == batch_id))
-    with sessions.begin() as s:
-        assert jobs.cancel(s, job_id, "not wanted", 60)
-        assert not jobs.cancel(s, job_id, "again", 60)
-    assert balance_and_ledger(sessions, tid) == (100, 100)
-
-
 def test_waiting_batch_jobs_do_not_time_out_but_started_ones_do(sessions):
     import datetime as dt
 
