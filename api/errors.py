@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.envelope import error_body
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -78,10 +80,6 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.extra = extra
-
-
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message, **extra}}
 
 
 def error_response(status_code: int, code: str, message: str,

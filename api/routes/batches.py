@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
+from api.envelope import success_response
 from api.errors import ApiError
 from core import batches
 from core.credits import InsufficientCredits
@@ -41,10 +42,6 @@ CREATE_BODY = {"requestBody": {"required": True, "content": {
         "requests": {"type": "array", "items": _LINE}, **_OPTIONS}}},
     "application/jsonl": {"schema": {"type": "string", "description": "JSONL, one request per line"}},
 }}}
-
-
-def _ok(result: Any, status_code: int = 200) -> JSONResponse:
-    return JSONResponse({"status": "success", "result": result}, status_code=status_code)
 
 
 def _options(values: dict[str, Any], body_fields: set[str]) -> batches.BatchOptions:
@@ -136,7 +133,7 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         raise ApiError(406, f"this batch costs {exc.cost} credit(s); {exc.available} available",
                        code="insufficient_credits", credit_cost=exc.cost,
                        credits_remaining=exc.available) from None
-    return _ok(doc, 202)
+    return success_response(doc, 202)
 
 
 async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any) -> None:
@@ -185,7 +182,7 @@ async def list_batches(principal: ReadLimited, session: SessionDep, base: BaseUr
         rows, more = batches.list_batches(s, principal.tenant_id, status=status, limit=limit, after=after)
         return [batches.batch_document(s, b, base) for b in rows], more
     docs, more = await session.run_sync(page)
-    return _ok({"data": docs, "has_more": more, "next_cursor": docs[-1]["id"] if more and docs else None})
+    return success_response({"data": docs, "has_more": more, "next_cursor": docs[-1]["id"] if more and docs else None})
 
 
 @router.get("/api/v1/batches/{batch_id}", summary="Get Batch")
@@ -193,7 +190,7 @@ async def get_batch(batch_id: str, principal: ReadLimited, session: SessionDep, 
     """Status (`validating`, `in_progress`, `cancelling`, `completed`, `cancelled`, `failed`),
     job counts per state, progress, times, and the invalid lines (first 100)."""
     batch = await _get(session, principal.tenant_id, batch_id)
-    return _ok(await session.run_sync(lambda s: batches.batch_document(s, batch, base)))
+    return success_response(await session.run_sync(lambda s: batches.batch_document(s, batch, base)))
 
 
 @router.get("/api/v1/batches/{batch_id}/results", summary="Get Batch Results",
@@ -253,4 +250,4 @@ async def cancel_batch(batch_id: str, principal: EndpointLimited, session: Sessi
     await session.commit()
     if cancelled:  # status reads of the cancelled jobs must not answer from memory
         await request.app.state.waiters.announce(ALL)
-    return _ok({**doc, "jobs_cancelled": cancelled})
+    return success_response({**doc, "jobs_cancelled": cancelled})

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from api.deps import EndpointLimited, base_url_of
+from api.envelope import success, success_response
 from api.errors import ApiError, call_upstream
 from core import intake
 from core.credits import InsufficientCredits
@@ -44,12 +45,9 @@ def status_url(base: str, provider: str, job_id: str) -> str:
 
 
 def _accepted(base: str, accepted: intake.Accepted) -> JSONResponse:
-    return JSONResponse(
-        {"status": "success", "result": {"request_id": accepted.job_id, "status": "IN_PROGRESS",
-                                         "status_url": status_url(base, accepted.provider, accepted.job_id),
-                                         **accepted.receipt()}},
-        status_code=202,
-    )
+    return success_response({"request_id": accepted.job_id, "status": "IN_PROGRESS",
+                             "status_url": status_url(base, accepted.provider, accepted.job_id),
+                             **accepted.receipt()}, status_code=202)
 
 
 async def job_options(request: Request, settings: Any) -> JobOptions | None:
@@ -106,10 +104,9 @@ def make_job_endpoint(op: Operation):
         async with app.state.sessions() as session:
             job = await session.get(Job, job_id)
         if job.status == JobStatus.COMPLETED.value:
-            return {"status": "success", "result": {
-                "request_id": job.id, "status": "COMPLETED",
-                "status_url": status_url(base, job.provider, job.id),
-                **result_body(job, settings, base), **accepted.receipt()}}
+            return success({"request_id": job.id, "status": "COMPLETED",
+                            "status_url": status_url(base, job.provider, job.id),
+                            **result_body(job, settings, base), **accepted.receipt()})
         failure = error_body(job)
         if input_fault(failure["code"]):
             # The client's own input (a blocked or unreachable URL, a file that is not an image,
@@ -169,7 +166,7 @@ def make_quick_endpoint(op: Operation):
         run_op, params = await prepare(op, body.model_dump(mode="json"))
         provider = _quick_provider(request.app, run_op.provider)
         result = await call_upstream(provider.call, run_op, params)
-        return {"status": "success", "result": result}
+        return success(result)
 
     endpoint.__name__ = op.name.replace(".", "_")
     return endpoint

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep, base_url_of, reads_bucket
+from api.envelope import success_response
 from api.errors import ApiError
 from core import jobs
 from core.models import Job
@@ -121,4 +122,4 @@ async def get_job(job_id: str, principal: ReadLimited, session: SessionDep,
     job = await _visible_job(session, job_id, principal.tenant_id)
     doc = job_document(job, settings, base)
     doc["queue_position"] = await jobs.queue_position(session, job)
-    return JSONResponse({"status": "success", "result": doc})
+    return success_response(doc)

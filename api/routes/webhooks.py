@@ -6,15 +6,12 @@ from typing import Any
 from fastapi import APIRouter, Body, Response
 
 from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
+from api.envelope import success
 from api.errors import ApiError
 from core import batches, jobs, webhooks
 from api.strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute, tags=["Webhooks"])
-
-
-def _ok(result: Any) -> dict[str, Any]:
-    return {"status": "success", "result": result}
 
 
 # --------------------------------------------------------------------------- secret
@@ -24,7 +21,7 @@ async def get_secret(principal: ReadLimited, session: SessionDep) -> dict[str, A
     row = await session.run_sync(webhooks.tenant_secret, principal.tenant_id)
     doc = webhooks.secret_document(row)
     await session.commit()
-    return _ok(doc)
+    return success(doc)
 
 
 @router.post("/api/v1/webhooks/secret/rotate", summary="Rotate Webhook Secret")
@@ -37,7 +34,7 @@ async def rotate_secret(principal: EndpointLimited, session: SessionDep, setting
     row = await session.run_sync(webhooks.rotate_secret, principal.tenant_id, grace)
     doc = webhooks.secret_document(row)
     await session.commit()
-    return _ok(doc)
+    return success(doc)
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -57,18 +54,18 @@ async def create_endpoint(data: webhooks.EndpointIn, principal: EndpointLimited,
     ep = await session.run_sync(webhooks.create_endpoint, principal.tenant_id, data, base)
     doc = webhooks.endpoint_document(ep)
     await session.commit()
-    return _ok(doc)
+    return success(doc)
 
 
 @router.get("/api/v1/webhooks/endpoints", summary="List Webhook Endpoints")
 async def list_endpoints(principal: ReadLimited, session: SessionDep) -> dict[str, Any]:
     rows = await session.run_sync(webhooks.list_endpoints, principal.tenant_id)
-    return _ok([webhooks.endpoint_document(ep) for ep in rows])
+    return success([webhooks.endpoint_document(ep) for ep in rows])
 
 
 @router.get("/api/v1/webhooks/endpoints/{endpoint_id}", summary="Get Webhook Endpoint")
 async def get_endpoint(endpoint_id: str, principal: ReadLimited, session: SessionDep) -> dict[str, Any]:
-    return _ok(webhooks.endpoint_document(await _endpoint(session, principal.tenant_id, endpoint_id)))
+    return success(webhooks.endpoint_document(await _endpoint(session, principal.tenant_id, endpoint_id)))
 
 
 @router.patch("/api/v1/webhooks/endpoints/{endpoint_id}", summary="Update Webhook Endpoint")
@@ -80,7 +77,7 @@ async def update_endpoint(endpoint_id: str, patch: webhooks.EndpointPatch, princ
     ep = await session.run_sync(lambda s: webhooks.update_endpoint(s, ep, patch, base))
     doc = webhooks.endpoint_document(ep)
     await session.commit()
-    return _ok(doc)
+    return success(doc)
 
 
 @router.delete("/api/v1/webhooks/endpoints/{endpoint_id}", status_code=204, summary="Delete Webhook Endpoint")
@@ -103,7 +100,7 @@ async def job_deliveries(job_id: str, principal: ReadLimited, session: SessionDe
     """Every webhook delivery of the job (one per event and URL) with every attempt: time,
     trigger, HTTP status, latency, the first 1 KiB of the answer, the error."""
     await _job(session, principal.tenant_id, job_id)
-    return _ok(await session.run_sync(
+    return success(await session.run_sync(
         lambda s: webhooks.list_deliveries(s, principal.tenant_id, job_id=job_id)))
 
 
@@ -112,7 +109,7 @@ async def _redeliver(session: SessionDep, tenant_id: str, **where: Any) -> dict[
     await session.commit()
     if where.get("delivery_id") and not ids:
         raise ApiError(404, f"delivery {where['delivery_id']} not found", code="not_found")
-    return _ok({"redelivered": ids})
+    return success({"redelivered": ids})
 
 
 @router.post("/api/v1/jobs/{job_id}/deliveries/redeliver", summary="Redeliver Job Webhooks")
@@ -139,7 +136,7 @@ async def _batch(session: SessionDep, tenant_id: str, batch_id: str) -> None:
 async def batch_deliveries(batch_id: str, principal: ReadLimited, session: SessionDep) -> dict[str, Any]:
     """The batch's own event deliveries (`batch.completed` / `batch.cancelled`)."""
     await _batch(session, principal.tenant_id, batch_id)
-    return _ok(await session.run_sync(
+    return success(await session.run_sync(
         lambda s: webhooks.list_deliveries(s, principal.tenant_id, batch_id=batch_id)))
 
 
