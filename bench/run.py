@@ -45,6 +45,7 @@ import redis
 from bench import procs as P
 from bench.report import render_markdown
 from bench.stats import percentile
+from core.jobs.states import FINISHED_OR_EXPIRED, values
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -54,7 +55,7 @@ GEN_PATH = "/api/v1/bria/image/generation/generate-image"
 # charged to the gateway. Every job still goes through submit, status checks, download and
 # storage of a real PNG.
 GEN_BODY = json.dumps({"prompt": "a red bicycle leaning on a stone wall at dusk", "seed": 7, "sync": False})
-FINAL = ("COMPLETED", "ERROR", "CANCELLED", "EXPIRED")
+DONE = values(FINISHED_OR_EXPIRED)  # a job in one of these needs nothing more
 
 
 def _git_commit() -> str | None:
@@ -455,7 +456,7 @@ class Bench:
             while time.monotonic() < deadline:
                 counts = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
                 progress = conn.execute("SELECT max(updated_at) FROM jobs").fetchone()[0]
-                if sum(counts.get(s, 0) for s in FINAL) >= n:
+                if sum(counts.get(s, 0) for s in DONE) >= n:
                     break
                 if progress != last:
                     last, moved = progress, time.monotonic()

@@ -8,7 +8,7 @@ the good lines run and the bad ones are kept in the batch record.
 
 Creating a batch is one transaction: the credits of all its jobs are reserved in one step
 (``credits.reserve_many``), the jobs are inserted in bulk, already *held* (QUEUED with
-``held_at`` set and unpublished), so the sweeper's ``jobs.release_held`` starts them oldest
+``held_at`` set and unpublished), so the sweeper's ``core.jobs.claims.release_held`` starts them oldest
 first as the tenant's concurrency allows: nothing is published at intake, however large the
 batch. The sweeper also notices when a batch has no unfinished job left (``close_finished``)
 and sends its final webhook event.
@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import credits, jobs, webhooks
-from core.models import ACTIVE, Batch, Job, JobStatus, JobWebhook, new_id, utcnow
+from core import credits, webhooks
+from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
+from core.models import Batch, Job, JobWebhook, new_id, utcnow
 from core.results import error_body, iso, result_body
 from core.settings import Settings
 from providers.base import Kind, Operation
@@ -41,7 +42,6 @@ VALIDATING, IN_PROGRESS, CANCELLING = "validating", "in_progress", "cancelling"
 COMPLETED, CANCELLED, FAILED = "completed", "cancelled", "failed"
 STATUSES = (VALIDATING, IN_PROGRESS, CANCELLING, COMPLETED, CANCELLED, FAILED)
 OPEN = (IN_PROGRESS, CANCELLING)
-FINISHED_JOB_STATES = (S.COMPLETED.value, S.ERROR.value, S.CANCELLED.value, S.EXPIRED.value)
 MAX_CUSTOM_ID = 200
 ERRORS_SHOWN = 100  # invalid lines shown in the batch document (all: GET …/errors)
 
@@ -322,7 +322,7 @@ def result_line(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
 def result_page(session: Session, batch_id: str, after: tuple[dt.datetime, str] | None,
                 limit: int) -> list[Job]:
     """Finished jobs of a batch in line order, after the (created_at, id) cursor."""
-    query = select(Job).where(Job.batch_id == batch_id, Job.status.in_(FINISHED_JOB_STATES))
+    query = select(Job).where(Job.batch_id == batch_id, Job.status.in_(values(FINISHED_OR_EXPIRED)))
     if after is not None:
         query = query.where(or_(Job.created_at > after[0], and_(Job.created_at == after[0], Job.id > after[1])))
     return list(session.scalars(query.order_by(Job.created_at, Job.id).limit(limit)))
@@ -335,7 +335,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
     session.refresh(batch, with_for_update=True)  # one cancel at a time; the sweeper skips it
     if batch.status != IN_PROGRESS:
         return 0
-    jobs.check_transition([S.QUEUED], S.CANCELLED)
+    check_transition([S.QUEUED], S.CANCELLED)
     now = utcnow()
     rows = session.execute(
         update(Job).where(Job.batch_id == batch.id, Job.status == S.QUEUED.value)
@@ -358,7 +358,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
 def close_finished(session: Session, limit: int, batch_id: str | None = None) -> list[tuple[str, str]]:
     """Open batches with no unfinished job left become completed / cancelled, and their final
     webhook event is recorded in the same transaction. Run by the sweeper."""
-    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.in_([s.value for s in ACTIVE]))
+    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.in_(values(ACTIVE)))
     query = select(Batch).where(Batch.status.in_(OPEN), ~unfinished)
     if batch_id is not None:
         query = query.where(Batch.id == batch_id)

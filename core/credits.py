@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core.jobs.states import ACTIVE, values
 from core.models import CreditEntry, Job, Tenant, utcnow
 
 
@@ -58,11 +59,9 @@ def grant(session: Session, tenant_id: str, amount: int, note: str = "") -> int:
 
 async def reserved(session: AsyncSession, tenant_id: str) -> int:
     """Credits held by unfinished jobs."""
-    from core.models import ACTIVE
-
     value = await session.scalar(
         select(func.coalesce(func.sum(Job.credit_cost), 0))
-        .where(Job.tenant_id == tenant_id, Job.status.in_([s.value for s in ACTIVE])))
+        .where(Job.tenant_id == tenant_id, Job.status.in_(values(ACTIVE))))
     return int(value or 0)
 
 

@@ -28,7 +28,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.credits import InsufficientCredits
-from core.models import CreditEntry, Job, JobStatus, Tenant, new_id, utcnow
+from core.jobs.states import JobStatus
+from core.models import CreditEntry, Job, Tenant, new_id, utcnow
 from core.tenants import Principal
 from core.webhooks import JobOptions, subscribe_job
 from providers.base import Operation

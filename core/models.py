@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from typing import Any
 
@@ -24,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.jobs.states import JobStatus
 from core.secretbox import SealedText
 
 NAMING = {
@@ -98,20 +98,6 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class JobStatus(str, enum.Enum):
-    QUEUED = "QUEUED"  # persisted; waiting for a worker (run_at says from when)
-    RUNNING = "RUNNING"  # claimed by a worker that is submitting upstream (lease_until)
-    SUBMITTED = "SUBMITTED"  # upstream task(s) running; polled when run_at is due
-    COMPLETED = "COMPLETED"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"  # retention passed: files deleted, reads as 404
-
-
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUBMITTED)
-FINAL = (JobStatus.COMPLETED, JobStatus.ERROR, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
 
 class Job(Base):

@@ -26,8 +26,10 @@ from PIL import Image
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import sessionmaker
 
-from core import jobs, media
-from core.models import Job, JobStatus, Tenant, utcnow
+from core import media
+from core.jobs import claims, moves, sweeps, timing
+from core.jobs.states import JobStatus
+from core.models import Job, Tenant, utcnow
 from core.plans import limits_for
 from core.notify import Notifier
 from core.settings import Settings
@@ -175,11 +177,11 @@ def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
                         lambda outcome: _submitted(ctx, job, provider, outcome))
 
 
-def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> None:
+def _submitted(ctx: Context, job: claims.Claimed, provider: Any, outcome: Any) -> None:
     """What the upstream's answer to a submit (or the exception it raised) does to the job."""
     s, job_id, attempts, tenant_id = ctx.settings, job.id, job.attempts, job.tenant_id
     if isinstance(outcome, RateLimited):
-        delay = outcome.retry_after if outcome.retry_after is not None else jobs.backoff(
+        delay = outcome.retry_after if outcome.retry_after is not None else timing.backoff(
             attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         log.info("start %s: upstream rate limited; retry in %.1fs", job_id, delay)
         _requeue(ctx, job_id, delay, refund=True)
@@ -188,7 +190,7 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
         if attempts >= s.max_start_attempts:
             _fail(ctx, job_id, outcome.code, f"{outcome.message} (after {attempts} attempts)")
             return
-        delay = jobs.backoff(attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
+        delay = timing.backoff(attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         log.info("start %s: %s; retry %d in %.1fs", job_id, outcome.message, attempts, delay)
         _requeue(ctx, job_id, delay)
         return
@@ -200,7 +202,7 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
         if attempts >= s.max_start_attempts:
             _fail(ctx, job_id, "internal_error", f"the gateway could not submit the job: {outcome}")
         else:
-            _requeue(ctx, job_id, jobs.backoff(attempts, s.retry_backoff_base_seconds,
+            _requeue(ctx, job_id, timing.backoff(attempts, s.retry_backoff_base_seconds,
                                                s.retry_backoff_max_seconds))
         return
 
@@ -210,7 +212,7 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
         with ctx.sessions.begin() as session:
             # The sweeper polls at run_at: the first check itself when it is a poll interval or
             # more away, else the safety net of the early check below (lost message, crash).
-            submitted_at = jobs.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
+            submitted_at = moves.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
             released = _held_to_release(ctx, session, tenant_id)
         _publish_starts(ctx, released)
         if submitted_at is None:
@@ -231,9 +233,9 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
     _finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
 
 
-def _claim(ctx: Context, job_id: str) -> jobs.Claimed | None:
+def _claim(ctx: Context, job_id: str) -> claims.Claimed | None:
     """Claim the job within the tenant's and our upstream limits; None: nothing to do now."""
-    job = jobs.claim(ctx.sessions, job_id, ctx.settings.start_lease_seconds, ctx.concurrency,
+    job = claims.claim(ctx.sessions, job_id, ctx.settings.start_lease_seconds, ctx.concurrency,
                      guard=_UpstreamGuard(ctx.throttle, ctx.operations) if ctx.throttle is not None else None)
     if job is None:
         log.info("start %s: not started now (duplicate, not due, waiting for a slot, or an "
@@ -256,36 +258,36 @@ class _UpstreamGuard:
         # a job it turns back was never visible as running.
         return self.throttle.counts_running(provider)
 
-    def turn_back(self, session: Any, job: jobs.Claimed) -> bool:
+    def turn_back(self, session: Any, job: claims.Claimed) -> bool:
         wait = self.throttle.wait_time(session, job.provider, job.id,
                                        self.operations[job.operation].upstream_requests(job.params))
         if wait is None:
             return False
         log.info("start %s: %s upstream limit reached; retry in %.2fs", job.id, job.provider, wait)
-        jobs.requeue(session, job.id, wait, refund_attempt=True)  # the attempt was not spent
+        moves.requeue(session, job.id, wait, refund_attempt=True)  # the attempt was not spent
         return True
 
 
-def _held_to_release(ctx: Context, session: Any, tenant_id: str) -> list[jobs.Due]:
+def _held_to_release(ctx: Context, session: Any, tenant_id: str) -> list[sweeps.Due]:
     """The tenant's next waiting jobs, if slots are free (in the caller's transaction). A job
     younger than one that was due waits behind it; once that one has started, the younger may go
     at once rather than at the next sweep."""
-    return jobs.release_held(session, ctx.concurrency, ctx.settings.sweep_batch, tenant_id)
+    return claims.release_held(session, ctx.concurrency, ctx.settings.sweep_batch, tenant_id)
 
 
-def _publish_starts(ctx: Context, released: list[jobs.Due]) -> None:
+def _publish_starts(ctx: Context, released: list[sweeps.Due]) -> None:
     for due in released:
         ctx.publish(ctx.start_task, due.id, due.provider)
 
 
 def _requeue(ctx: Context, job_id: str, delay: float, refund: bool = False) -> None:
     with ctx.sessions.begin() as session:
-        jobs.requeue(session, job_id, delay, refund_attempt=refund)
+        moves.requeue(session, job_id, delay, refund_attempt=refund)
 
 
 def _fail(ctx: Context, job_id: str, code: str, message: str) -> None:
     with ctx.sessions.begin() as session:
-        changed = jobs.fail(session, job_id, code, message, ctx.settings.retention_seconds)
+        changed = moves.fail(session, job_id, code, message, ctx.settings.retention_seconds)
     if changed:
         log.info("job %s failed: %s %s", job_id, code, message)
         ctx.notifier.job_finished(job_id)
@@ -349,7 +351,7 @@ def _poll_rows(ctx: Context, rows: list[_PollRow]) -> None:
     later = [c for c in checked if c.outcome in ("later", "failed")]
     if later:
         with ctx.sessions.begin() as session:
-            jobs.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
+            moves.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
                                         for c in later])
     for c in checked:
         if c.outcome == "error":
@@ -382,7 +384,7 @@ def _check(ctx: Context, row: _PollRow) -> _Checked:
                                  for o in result.outputs])
             progress.append(1.0)
     except RateLimited as exc:
-        delay = exc.retry_after or jobs.backoff(1, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
+        delay = exc.retry_after or timing.backoff(1, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         return _Checked(job_id, tasks, provider, "later", delay=delay)
     except Retryable as exc:
         return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1, exc)
@@ -400,7 +402,7 @@ def _check(ctx: Context, row: _PollRow) -> _Checked:
         return _Checked(job_id, tasks, provider, "finish", failures=poll_failures)
     elapsed = (utcnow() - since).total_seconds()
     ctx.pacing.running(operation, elapsed)
-    delay = ctx.pacing.not_before(operation, elapsed, jobs.next_poll_delay(
+    delay = ctx.pacing.not_before(operation, elapsed, timing.next_poll_delay(
         elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds))
     return _Checked(job_id, tasks, provider, "later", delay=delay,
                     progress=sum(progress) / len(progress) if progress else None)
@@ -412,7 +414,7 @@ def _check_failed(ctx: Context, job_id: str, tasks: list[dict[str, Any]], provid
     if failures >= s.max_poll_failures:
         return _Checked(job_id, tasks, provider, "error", code=exc.code,
                         message=f"{exc.message} (after {failures} failed status checks)")
-    delay = jobs.backoff(failures, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
+    delay = timing.backoff(failures, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
     log.info("poll %s: %s; again in %.1fs", job_id, exc.message, delay)
     return _Checked(job_id, tasks, provider, "failed", delay=delay, failures=failures, error=exc)
 
@@ -434,7 +436,7 @@ def _finish_polled(ctx: Context, c: _Checked) -> None:
             _fail(ctx, c.job_id, failed.code, failed.message)
         else:
             with ctx.sessions.begin() as session:
-                jobs.record_poll(session, c.job_id, tasks=c.tasks, delay=failed.delay, failed=True)
+                moves.record_poll(session, c.job_id, tasks=c.tasks, delay=failed.delay, failed=True)
 
 
 # --------------------------------------------------------------------------- finish
@@ -455,7 +457,7 @@ def _finish(ctx: Context, job_id: str, tenant_id: str, results: list[Finished], 
     if results and len(results) > 1:
         meta["seeds"] = [r.meta.get("seed") for r in results]
     with ctx.sessions.begin() as session:
-        changed = jobs.complete(session, job_id, stored, meta, ctx.settings.retention_seconds,
+        changed = moves.complete(session, job_id, stored, meta, ctx.settings.retention_seconds,
                                 upstream_tasks=tasks)
     if changed:
         log.info("job %s completed from %s with %d output(s)", job_id, sources, len(stored))
@@ -490,7 +492,7 @@ def sweep(ctx: Context) -> dict[str, int]:
     s = ctx.settings
     counts = {"polls": 0, "starts": 0, "recovered": 0, "timed_out": 0}
     with ctx.sessions.begin() as session:
-        polls = jobs.due_polls(session, s.poll_lease_seconds, s.sweep_batch)
+        polls = sweeps.due_polls(session, s.poll_lease_seconds, s.sweep_batch)
     by_provider: dict[str, list[str]] = {}
     for due in polls:
         by_provider.setdefault(due.provider, []).append(due.id)
@@ -501,23 +503,23 @@ def sweep(ctx: Context) -> dict[str, int]:
     counts["polls"] = len(polls)
 
     with ctx.sessions.begin() as session:
-        for job_id, attempts in jobs.lost_starts(session, s.sweep_batch):
+        for job_id, attempts in sweeps.lost_starts(session, s.sweep_batch):
             if attempts >= s.max_start_attempts:
-                if jobs.fail(session, job_id, "worker_lost",
+                if moves.fail(session, job_id, "worker_lost",
                              f"the worker running this job stopped {attempts} times", s.retention_seconds):
                     ctx.notifier.job_finished(job_id)
             else:
-                jobs.requeue(session, job_id, 0.0)
+                moves.requeue(session, job_id, 0.0)
             counts["recovered"] += 1
-        for job_id in jobs.overdue(session, s.job_timeout_seconds, s.sweep_batch):
-            if jobs.fail(session, job_id, "timeout",
+        for job_id in sweeps.overdue(session, s.job_timeout_seconds, s.sweep_batch):
+            if moves.fail(session, job_id, "timeout",
                          f"the job did not finish within {s.job_timeout_seconds:.0f} s", s.retention_seconds):
                 ctx.notifier.job_finished(job_id)
                 counts["timed_out"] += 1
 
     with ctx.sessions.begin() as session:
-        starts = jobs.due_starts(session, s.requeue_after_seconds, s.sweep_batch)
-        starts += jobs.release_held(session, ctx.concurrency, s.sweep_batch)
+        starts = sweeps.due_starts(session, s.requeue_after_seconds, s.sweep_batch)
+        starts += claims.release_held(session, ctx.concurrency, s.sweep_batch)
     for due in starts:
         ctx.publish(ctx.start_task, due.id, due.provider)
     counts["starts"] = len(starts)
@@ -533,10 +535,10 @@ def expire(ctx: Context) -> int:
     expires again, never an EXPIRED job whose files linger.
     """
     with ctx.sessions() as session:
-        victims = jobs.expired(session, ctx.settings.sweep_batch)
+        victims = sweeps.expired(session, ctx.settings.sweep_batch)
     done = 0
     for job_id, tenant_id in victims:
         ctx.storage.delete_prefix(f"{tenant_id}/{job_id}")
         with ctx.sessions.begin() as session:
-            done += jobs.mark_expired(session, job_id)
+            done += moves.mark_expired(session, job_id)
     return done

@@ -13,7 +13,7 @@ import os
 import redis
 from celery.signals import worker_process_init
 
-from core import jobs
+from core.jobs import claims
 from core.db import reset_engines, session_factory
 from core.notify import Notifier
 from core.ratelimit import MemoryWindow, SyncRedisLimiter
@@ -38,7 +38,7 @@ def context() -> pipeline.Context:
 
     def extend_leases(job_ids: list[str]) -> None:
         with sessions.begin() as session:
-            jobs.extend_leases(session, job_ids, settings.start_lease_seconds)
+            claims.extend_leases(session, job_ids, settings.start_lease_seconds)
 
     return pipeline.Context(
         settings=settings,

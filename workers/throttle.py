@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.models import Job, JobStatus
+from core.jobs.states import RUNNING_UPSTREAM, values
+from core.models import Job
 from core.ratelimit import Decision
 
-ACTIVE_UPSTREAM = (JobStatus.RUNNING.value, JobStatus.SUBMITTED.value)
+ACTIVE_UPSTREAM = values(RUNNING_UPSTREAM)
 
 
 class Window(Protocol):

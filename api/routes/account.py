@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from api.deps import ReadLimited, SessionDep, reads_bucket
 from api.envelope import success
-from core import credits, jobs
+from core import credits
+from core.jobs import queries
 from core.models import Tenant
 from core.plans import WINDOW_SECONDS
 from providers.base import Kind
@@ -44,5 +45,5 @@ async def account(request: Request, principal: ReadLimited, session: SessionDep)
         "credits": {"available": None if limits.unmetered else int(available or 0),
                     "reserved": await credits.reserved(session, principal.tenant_id),
                     "unmetered": limits.unmetered},
-        "jobs": await jobs.tenant_job_counts(session, principal.tenant_id),
+        "jobs": await queries.tenant_job_counts(session, principal.tenant_id),
     })

@@ -19,7 +19,8 @@ from api.envelope import success, success_response
 from api.errors import ApiError, call_upstream
 from core import intake
 from core.credits import InsufficientCredits
-from core.models import FINAL, Job, JobStatus
+from core.jobs.states import FINISHED_OR_EXPIRED, JobStatus, values
+from core.models import Job
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
 from core.webhooks import JobOptions
@@ -28,7 +29,7 @@ from providers.base import InvalidRequest, Kind, Operation
 from providers.registry import BY_NAME, OPERATIONS, TABLES
 from api.strict import StrictRoute
 
-FINAL_VALUES = frozenset(s.value for s in FINAL)
+FINAL_VALUES = frozenset(values(FINISHED_OR_EXPIRED))  # a sync wait ends on any of them
 
 WEBHOOK_OPTIONS_DOC = """
 

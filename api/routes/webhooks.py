@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Response
 from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
 from api.envelope import success
 from api.errors import ApiError
-from core import batches, jobs, webhooks
+from core import batches, webhooks
+from core.jobs import queries
 from api.strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute, tags=["Webhooks"])
@@ -91,7 +92,7 @@ async def delete_endpoint(endpoint_id: str, principal: EndpointLimited, session:
 
 # --------------------------------------------------------------------------- deliveries
 async def _job(session: SessionDep, tenant_id: str, job_id: str) -> None:
-    if await jobs.get_job(session, job_id, tenant_id) is None:
+    if await queries.get_job(session, job_id, tenant_id) is None:
         raise ApiError(404, f"request {job_id} not found or expired", code="not_found")
 
 

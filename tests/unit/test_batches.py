@@ -9,7 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from core import batches, credits, jobs
+from core import batches, credits
+from core.jobs import moves, sweeps
 from core.models import Batch, CreditEntry, Job, Tenant, WebhookDelivery
 from core.tenants import get_or_create_tenant
 
@@ -141,7 +142,7 @@ def test_cancel_releases_unstarted_jobs_and_the_sweeper_closes_the_batch(session
     with sessions.begin() as s:  # job 0 finished, job 1 is upstream
         for job_id in ids[:2]:
             s.get(Job, job_id).status = "RUNNING"
-        jobs.complete(s, ids[0], [], {}, 60)
+        moves.complete(s, ids[0], [], {}, 60)
     with sessions.begin() as s:
         assert batches.cancel(s, s.get(Batch, batch_id), 60) == 3
     with sessions.begin() as s:
@@ -151,7 +152,7 @@ def test_cancel_releases_unstarted_jobs_and_the_sweeper_closes_the_batch(session
     bal, ledger = balance_and_ledger(sessions, tid)
     assert bal == ledger == 100 - 4  # two jobs keep their reservation (one done, one running)
     with sessions.begin() as s:
-        jobs.complete(s, ids[1], [], {}, 60)
+        moves.complete(s, ids[1], [], {}, 60)
     with sessions.begin() as s:
         assert batches.close_finished(s, 10) == [(batch_id, "cancelled")]
         doc = batches.batch_document(s, s.get(Batch, batch_id))
@@ -189,4 +190,4 @@ def test_waiting_batch_jobs_do_not_time_out_but_started_ones_do(sessions):
         s.flush()
         ids = (waiting.id, started.id, single.id)
     with sessions() as s:
-        assert set(jobs.overdue(s, 3 * 3600, 100)) == {ids[1], ids[2]}
+        assert set(sweeps.overdue(s, 3 * 3600, 100)) == {ids[1], ids[2]}

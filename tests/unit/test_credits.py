@@ -6,7 +6,8 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from core import credits, jobs
+from core import credits
+from core.jobs import claims, moves
 from core.intake import GroupWriter
 from core.models import CreditEntry, Job, Tenant
 from core.plans import DEFAULT_PLANS
@@ -56,10 +57,10 @@ def test_reserve_capture_release(db):
     assert left == 86
     with sessions.begin() as s:
         for job_id in (done, failed):
-            jobs.claim_start(s, job_id, 30)
-        assert jobs.complete(s, done, [], {}, 60)
-        assert jobs.fail(s, failed, "x", "upstream said no", 60)
-        assert not jobs.fail(s, failed, "x", "again", 60)  # settled once only
+            claims.claim_start(s, job_id, 30)
+        assert moves.complete(s, done, [], {}, 60)
+        assert moves.fail(s, failed, "x", "upstream said no", 60)
+        assert not moves.fail(s, failed, "x", "again", 60)  # settled once only
     with sessions() as s:
         balance = s.get(Tenant, tenant_id).credits
         assert balance == 96  # 4 captured, 10 released

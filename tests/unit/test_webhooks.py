@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from core import jobs, webhooks
+from core import webhooks
+from core.jobs import moves
 from core.models import Job, JobWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from core.settings import Settings
 from core.tenants import get_or_create_tenant
@@ -162,7 +163,7 @@ def test_finishing_a_job_records_its_event_in_the_same_transaction(sessions, set
         s.add(WebhookEndpoint(tenant_id=tenant_id, url="http://127.0.0.1:1/tenant",
                               events=["job.completed", "job.failed"], base_url=""))
     with sessions.begin() as s:
-        assert jobs.complete(s, job_id, [{"key": "k/0.png", "content_type": "image/png"}], {}, 60)
+        assert moves.complete(s, job_id, [{"key": "k/0.png", "content_type": "image/png"}], {}, 60)
     got = deliveries(sessions, job_id)
     # Completed without a SUBMITTED step (inline outputs): job.started first, then completed.
     with sessions() as s:
@@ -175,7 +176,7 @@ def test_finishing_a_job_records_its_event_in_the_same_transaction(sessions, set
     # A job nobody listens to records nothing.
     quiet, _ = make_job(sessions, tenant="quiet")
     with sessions.begin() as s:
-        jobs.fail(s, quiet, "x", "y", 60)
+        moves.fail(s, quiet, "x", "y", 60)
     assert deliveries(sessions, quiet) == []
 
 
@@ -205,7 +206,7 @@ def test_dispatch_send_retry_and_log(sessions, settings):
         job_id, tenant_id = make_job(sessions, webhook={"url": f"http://127.0.0.1:{srv.server_address[1]}/x",
                                                         "events": ["job.failed"]})
         with sessions.begin() as s:
-            jobs.fail(s, job_id, "upstream_500", "boom", 60)
+            moves.fail(s, job_id, "upstream_500", "boom", 60)
         client = worker_hooks.make_client(settings)
         published: list[str] = []
         assert worker_hooks.dispatch(sessions, settings, published.append) == 1
@@ -259,10 +260,10 @@ def test_exhaustion_410_and_blocked(sessions, settings):
         s.add(ep)
         s.flush()
         ep_id = ep.id
-        jobs.fail(s, job_id, "e", "m", 60)
+        moves.fail(s, job_id, "e", "m", 60)
     other, _ = make_job(sessions)
     with sessions.begin() as s:
-        jobs.fail(s, other, "e", "m", 60)
+        moves.fail(s, other, "e", "m", 60)
     [d1], [d2] = deliveries(sessions, job_id), deliveries(sessions, other)
 
     def attempt(delivery_id, result):
