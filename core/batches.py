@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import credits, webhooks
+from core import credits
+from core.webhooks import outbox, schemas
 from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
 from core.models import Batch, Job, JobWebhook, new_id, utcnow
 from core.results import error_body, iso, result_body
@@ -60,14 +61,14 @@ class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     on_invalid: Literal["reject", "skip"] = "reject"
-    webhook_url: str | None = Field(None, min_length=1, max_length=webhooks.MAX_URL_LENGTH)
+    webhook_url: str | None = Field(None, min_length=1, max_length=schemas.MAX_URL_LENGTH)
     # Per-job events to send to webhook_url besides the batch's final event.
     webhook_events: list[str] | None = None
 
     @field_validator("webhook_url")
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else webhooks._check_webhook_url(value, info)
+        return None if value is None else schemas.check_webhook_url(value, info)
 
     @field_validator("webhook_events", mode="before")
     @classmethod
@@ -81,7 +82,7 @@ class BatchOptions(BaseModel):
     def _events(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        return [e for e in webhooks.normalize_events(value, webhooks.ALL_EVENTS) if e in webhooks.JOB_EVENTS]
+        return [e for e in schemas.normalize_events(value, schemas.ALL_EVENTS) if e in schemas.JOB_EVENTS]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -346,7 +347,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
         .returning(Job.id, Job.credit_cost).execution_options(synchronize_session=False)).all()
     credits.release_many(session, batch.tenant_id, [(r[0], r[1]) for r in rows],
                          note=f"batch {batch.id} cancelled")
-    webhooks.jobs_event(session, batch.tenant_id, [r[0] for r in rows], webhooks.JOB_FAILED)
+    outbox.jobs_event(session, batch.tenant_id, [r[0] for r in rows], schemas.JOB_FAILED)
     batch.status = CANCELLING
     batch.cancelled_at = now
     batch.updated_at = now
@@ -371,8 +372,8 @@ def close_finished(session: Session, limit: int, batch_id: str | None = None) ->
         batch.status = CANCELLED if batch.status == CANCELLING else COMPLETED
         batch.finished_at = now
         batch.updated_at = now
-        webhooks.batch_event(session, batch, webhooks.BATCH_CANCELLED if batch.status == CANCELLED
-                             else webhooks.BATCH_COMPLETED)
+        outbox.batch_event(session, batch, schemas.BATCH_CANCELLED if batch.status == CANCELLED
+                             else schemas.BATCH_COMPLETED)
         closed.append((batch.id, batch.status))
     session.flush()
     return closed

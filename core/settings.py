@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="VISIONGATE_OUTBOUND_ALLOW_HOSTS")
 
-    # Webhooks (core/webhooks.py). Delays in seconds before attempt 1, 2, …, measured from the
+    # Webhooks (core/webhooks/retry.py). Delays in seconds before attempt 1, 2, …, measured from the
     # previous attempt (the first from the event); one attempt per entry. Svix's schedule.
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],

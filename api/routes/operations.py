@@ -23,7 +23,7 @@ from core.jobs.states import FINISHED_OR_EXPIRED, JobStatus, values
 from core.models import Job
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
-from core.webhooks import JobOptions
+from core.webhooks.schemas import JobOptions
 from core import media
 from providers.base import InvalidRequest, Kind, Operation
 from providers.registry import BY_NAME, OPERATIONS, TABLES

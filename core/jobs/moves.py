@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from core import credits
 from core.jobs.states import ACTIVE, FINISHED, JobStatus, check_transition
 from core.models import Job, JobWebhook, WebhookEndpoint, utcnow
-from core import webhooks
+from core.webhooks import outbox
 
 S = JobStatus
 
@@ -117,7 +117,7 @@ def _event(session: Session, job_id: str, event_type: str, moved: Moved) -> None
     settlement), so a finished job never loses its event; the sweeper sends it. Nothing to do
     when the move saw no subscriber (most jobs: then no query at all)."""
     if moved.hooked:
-        webhooks.job_event(session, job_id, event_type, moved.tenant_id)
+        outbox.job_event(session, job_id, event_type, moved.tenant_id)
 
 
 def record_poll(session: Session, job_id: str, *, tasks: list[dict[str, Any]], delay: float,
