@@ -950,12 +950,13 @@ BATCH_BASELINE_DDL = """CREATE TABLE IF NOT EXISTS bench_batch_rows (
 def _batch_lines(n: int, tag: str) -> tuple[list[bytes], dict[str, Any]]:
     """``n`` JSONL request lines (own custom_id, the same body: see GEN_BODY on the seed), and
     the stored params of one line (the endpoint's model, dumped as the batch stores it)."""
-    from core.batches import ENDPOINTS
+    from core.batches import job_endpoints
+    from providers.registry import OPERATIONS
 
     base = json.loads(GEN_BODY)
     lines = [json.dumps({"custom_id": f"{tag}-{i:06d}", "endpoint": GEN_PATH, "body": base},
                         separators=(",", ":")).encode() + b"\n" for i in range(n)]
-    op = ENDPOINTS[GEN_PATH]
+    op = job_endpoints(OPERATIONS)[GEN_PATH]
     params = op.request_model.model_validate(base).model_dump(mode="json")
     return lines, {"params": params, "provider": op.provider, "operation": op.name}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, Iterator, Literal
+from typing import Any, BinaryIO, Iterable, Iterator, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import and_, exists, func, insert, or_, select, update
@@ -34,9 +34,9 @@ from core.webhooks import outbox, schemas
 from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
 from core.models import Batch, Job, JobWebhook, new_id, utcnow
 from core.results import error_body, iso, result_body
+from core.media import prepare_request
 from core.settings import Settings
 from providers.base import Kind, Operation
-from providers.registry import OPERATIONS, TABLES
 
 S = JobStatus
 VALIDATING, IN_PROGRESS, CANCELLING = "validating", "in_progress", "cancelling"
@@ -46,9 +46,12 @@ OPEN = (IN_PROGRESS, CANCELLING)
 MAX_CUSTOM_ID = 200
 ERRORS_SHOWN = 100  # invalid lines shown in the batch document (all: GET …/errors)
 
-# The endpoints a line may name: every JOB operation (POST), by its public path.
-ENDPOINTS: dict[str, Operation] = {op.path: op for ops in TABLES.values() for op in ops
-                                   if op.kind is Kind.JOB and op.method.upper() == "POST"}
+
+
+def job_endpoints(operations: Mapping[str, Operation]) -> dict[str, Operation]:
+    """The endpoints a line may name: every JOB operation (POST) of ``operations`` (the
+    providers' operation table, by name), by its public path."""
+    return {op.path: op for op in operations.values() if op.kind is Kind.JOB and op.method.upper() == "POST"}
 
 
 class TooManyLines(ValueError):
@@ -108,8 +111,13 @@ def _invalid(line: int, custom_id: Any, errors: list[dict[str, Any]]) -> dict[st
     return {"line": line, "custom_id": custom_id if isinstance(custom_id, str) else None, "errors": errors}
 
 
-def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]:
-    """One request line → a ``Line`` or an error report ``{"line", "custom_id", "errors"}``."""
+def validate_item(line: int, item: Any, seen: set[str], operations: Mapping[str, Operation],
+                  endpoints: Mapping[str, Operation] | None = None) -> Line | dict[str, Any]:
+    """One request line → a ``Line`` or an error report ``{"line", "custom_id", "errors"}``.
+    ``operations``: the operation table by name; ``endpoints``: ``job_endpoints(operations)``
+    (computed here when not given)."""
+    if endpoints is None:
+        endpoints = job_endpoints(operations)
     if not isinstance(item, dict):
         return _invalid(line, None, [_err([], "each line must be a JSON object", "object_type")])
     errors: list[dict[str, Any]] = []
@@ -127,10 +135,10 @@ def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]
     if not isinstance(method, str) or method.upper() != "POST":
         errors.append(_err(["method"], "only POST is supported", "literal_error"))
     endpoint = item.get("endpoint", item.get("url"))
-    op = ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
+    op = endpoints.get(endpoint) if isinstance(endpoint, str) else None
     if op is None:
         errors.append(_err(["endpoint"], "endpoint is required (the path of a job endpoint, e.g. "
-                           f"{next(iter(ENDPOINTS), '')})" if endpoint is None else
+                           f"{next(iter(endpoints), '')})" if endpoint is None else
                            f"unknown endpoint {str(endpoint)[:200]!r}: not a POST job endpoint of this gateway",
                            "missing" if endpoint is None else "enum"))
     body = item.get("body")
@@ -147,9 +155,7 @@ def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]
             if op.alias_of is not None or op.inputs:
                 # The same step as the single endpoints: an alias becomes its canonical
                 # operation, base64 media are decoded and checked (core.media).
-                from core.media import prepare_request
-
-                op, params, problems = prepare_request(op, params, OPERATIONS)
+                op, params, problems = prepare_request(op, params, operations)
                 errors += [_err(list(e["loc"]), e["msg"], e["type"]) for e in problems]
     if errors:
         return _invalid(line, custom_id, errors)
@@ -160,8 +166,9 @@ def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]
 _NOT_JSON = object()
 
 
-def _collect(items: Iterable[tuple[int, Any]], max_lines: int) -> Parsed:
+def _collect(items: Iterable[tuple[int, Any]], max_lines: int, operations: Mapping[str, Operation]) -> Parsed:
     parsed, seen, count = Parsed(), set(), 0
+    endpoints = job_endpoints(operations)
     for line, item in items:
         count += 1
         if count > max_lines:
@@ -169,7 +176,7 @@ def _collect(items: Iterable[tuple[int, Any]], max_lines: int) -> Parsed:
         if isinstance(item, tuple) and len(item) == 2 and item[0] is _NOT_JSON:
             parsed.errors.append(_invalid(line, None, [_err([], f"not valid JSON: {item[1]}", "json_invalid")]))
             continue
-        result = validate_item(line, item, seen)
+        result = validate_item(line, item, seen, operations, endpoints)
         if isinstance(result, Line):
             parsed.lines.append(result)
         else:
@@ -188,17 +195,19 @@ def _jsonl_items(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, (_NOT_JSON, str(exc))
 
 
-def parse_jsonl(lines: Iterable[bytes | str] | BinaryIO, max_lines: int) -> Parsed:
-    """Validate a JSONL upload line by line (a file object is read as it goes); line numbers
-    are the file's, 1-based."""
-    return _collect(_jsonl_items(lines), max_lines)
+def parse_jsonl(lines: Iterable[bytes | str] | BinaryIO, max_lines: int,
+                operations: Mapping[str, Operation]) -> Parsed:
+    """Validate a JSONL upload line by line (a file object is read as it goes) against
+    ``operations`` (the operation table by name); line numbers are the file's, 1-based."""
+    return _collect(_jsonl_items(lines), max_lines, operations)
 
 
-def parse_requests(requests: Any, max_lines: int) -> Parsed:
-    """Validate ``{"requests": [...]}`` (line numbers are 1-based positions in the list)."""
+def parse_requests(requests: Any, max_lines: int, operations: Mapping[str, Operation]) -> Parsed:
+    """Validate ``{"requests": [...]}`` against ``operations`` (line numbers are 1-based
+    positions in the list)."""
     if not isinstance(requests, list):
         raise ValueError("requests must be a list of request lines")
-    return _collect(enumerate(requests, start=1), max_lines)
+    return _collect(enumerate(requests, start=1), max_lines, operations)
 
 
 # --------------------------------------------------------------------------- creating

@@ -19,6 +19,7 @@ from core import batches
 from core.credits import InsufficientCredits
 from core.notify import ALL
 from providers.base import InvalidRequest
+from providers.registry import OPERATIONS
 from api.strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute, tags=["Batches"])
@@ -89,11 +90,11 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in form}
         fields.update({k: form[k] for k in from_body})
         options = _options(fields, from_body)
-        parse = lambda: batches.parse_jsonl(upload.file, max_lines)  # noqa: E731
+        parse = lambda: batches.parse_jsonl(upload.file, max_lines, OPERATIONS)  # noqa: E731
     elif ctype in JSONL_TYPES:
         raw = await request.body()
         options = _options(fields, set())
-        parse = lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines)  # noqa: E731
+        parse = lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines, OPERATIONS)  # noqa: E731
     else:
         raw = await request.body()
         try:
@@ -107,7 +108,7 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         fields.update({k: data[k] for k in from_body})
         options = _options(fields, from_body)
         where = "requests"
-        parse = lambda: batches.parse_requests(data["requests"], max_lines)  # noqa: E731
+        parse = lambda: batches.parse_requests(data["requests"], max_lines, OPERATIONS)  # noqa: E731
     try:
         parsed = await run_in_threadpool(parse)
     except batches.TooManyLines as exc:
