@@ -45,8 +45,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import httpx
 from PIL import Image, ImageFile, UnidentifiedImageError
+from pydantic import ValidationError
 
+from core import netguard
 from providers.base import MediaInput, Operation, Permanent, Retryable
 
 _DATA_PREFIX = re.compile(r"^data:([A-Za-z0-9.+/-]*)((?:;[A-Za-z0-9.+=-]+)*);base64,", re.IGNORECASE)
@@ -284,26 +287,20 @@ Fetch = Callable[..., tuple[bytes, "str | None"]]
 
 
 def _default_fetch() -> Fetch:
-    from core import netguard  # another module's contract: fetch(url, *, allow_hosts, max_bytes, timeout)
-
-    return netguard.fetch
+    return netguard.fetch  # looked up at call time: fetch(url, *, allow_hosts, max_bytes, timeout)
 
 
 def fetch_error(field: str, url: str, exc: Exception) -> Exception:
     """Classify a failed fetch of a client's input URL: a refused address, an HTTP 4xx, a
     redirect, an oversized body or an unreachable host are the client's problem (Permanent); a
     timeout, 429 or 5xx from the input's host may pass (Retryable, bounded by the job's attempts)."""
-    import httpx
-
-    from core.netguard import Blocked, FetchError
-
-    if isinstance(exc, Blocked):
+    if isinstance(exc, netguard.Blocked):
         return Permanent(f"{field}: the URL {url} may not be fetched: {exc}", code="input_url_blocked")
     status = getattr(exc, "status_code", None)
     timed_out = isinstance(exc, httpx.TimeoutException) or isinstance(exc.__cause__, httpx.TimeoutException)
     if timed_out or (status is not None and (status >= 500 or status == 429)):
         return Retryable(f"{field}: could not fetch {url}: {exc}", code="input_fetch_failed")
-    if isinstance(exc, (FetchError, httpx.HTTPError)):
+    if isinstance(exc, (netguard.FetchError, httpx.HTTPError)):
         return Permanent(f"{field}: could not fetch {url}: {exc}", code="input_fetch_failed")
     return Permanent(f"{field}: could not fetch {url}: {type(exc).__name__}: {exc}", code="input_fetch_failed")
 
@@ -362,8 +359,6 @@ def prepare_request(op: Operation, params: dict[str, Any], operations: dict[str,
     validated by that model, so the reference's limits apply to aliases too), then the media
     inputs are checked. Synchronous: call it off the event loop. Every path that creates jobs
     (single requests, batches) must go through this, so no job is ever an alias's."""
-    from pydantic import ValidationError
-
     if op.alias_of is not None:
         try:
             params = op.normalize(params) if op.normalize else params

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.plans import PlanLimits, plan_grid
+
 DEV_SECRET = "dev-insecure-secret-change-me"
 # Outside the embedded default the secret key must be at least this long (and not DEV_SECRET).
 MIN_SECRET_LENGTH = 32
@@ -227,9 +229,7 @@ class Settings(BaseSettings):
         return f"http://{self.simulator_host}:{self.simulator_port}"
 
     @property
-    def plan_grid(self):  # noqa: ANN201 - dict[str, PlanLimits]
-        from core.plans import plan_grid
-
+    def plan_grid(self) -> dict[str, PlanLimits]:
         return plan_grid(self.plans)
 
 
