@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -67,6 +68,18 @@ class UTCDateTime(TypeDecorator):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+# Conditions of the jobs table's partial indexes (migrations 0005 and 0007).
+_HELD = text("status = 'QUEUED' AND held_at IS NOT NULL")
+_UNRELEASED = text("status = 'QUEUED' AND held_at IS NOT NULL AND published_at IS NULL")
+_DUE = text("status = 'QUEUED' AND held_at IS NULL")
+_ACTIVE_SINGLE = text("status IN ('QUEUED', 'RUNNING', 'SUBMITTED') AND batch_id IS NULL")
+_ACTIVE_BATCH_STARTED = text("status IN ('QUEUED', 'RUNNING', 'SUBMITTED') AND batch_id IS NOT NULL "
+                             "AND started_at IS NOT NULL")
+
+
+def _partial(name: str, *columns: str, where: Any) -> Index:
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -112,6 +125,15 @@ class Job(Base):
         Index("ix_jobs_provider_status", "provider", "status"),
         # Batches: a batch's jobs by state (progress, completion, cancel, results).
         Index("ix_jobs_batch_status", "batch_id", "status"),
+        # The waiting line (released but unclaimed, the line, the never released) and the
+        # sweeper's scans (due starts, overdue single and started batch jobs): each reads only
+        # the rows it can act on, however many jobs a big batch leaves waiting.
+        _partial("ix_jobs_held_published", "tenant_id", "published_at", where=_HELD),
+        _partial("ix_jobs_held_line", "tenant_id", "created_at", where=_HELD),
+        _partial("ix_jobs_held_unreleased", "tenant_id", "created_at", where=_UNRELEASED),
+        _partial("ix_jobs_due_starts", "run_at", where=_DUE),
+        _partial("ix_jobs_active_single_created", "created_at", where=_ACTIVE_SINGLE),
+        _partial("ix_jobs_active_batch_started", "started_at", where=_ACTIVE_BATCH_STARTED),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
