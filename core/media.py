@@ -50,7 +50,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from pydantic import ValidationError
 
 from core import netguard
-from providers.base import MediaInput, Operation, Permanent, Retryable
+from providers.base import InvalidRequest, MediaInput, Operation, Permanent, Retryable
 
 _DATA_PREFIX = re.compile(r"^data:([A-Za-z0-9.+/-]*)((?:;[A-Za-z0-9.+=-]+)*);base64,", re.IGNORECASE)
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
@@ -280,6 +280,53 @@ def check_inputs(op: Operation, params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _error(loc: tuple[str | int, ...], code: str, message: str) -> dict[str, Any]:
     return {"type": code, "loc": ("body", *loc), "msg": message, "input": None}
+
+
+# --------------------------------------------------------------------------- at once (API)
+# A request whose media is used while the client waits (a provider route's upload, e.g. a
+# tailored-generation training image), not by a job: fetched or decoded, then checked, here.
+REQUEST_FETCH_TIMEOUT_SECONDS = 15.0
+
+
+def fetch_checked(url: str, spec: MediaInput, *, allow_hosts: tuple[str, ...],
+                  timeout: float = REQUEST_FETCH_TIMEOUT_SECONDS) -> tuple[bytes, MediaInfo]:
+    """GET ``url`` SSRF-safely (core.netguard: public addresses only, unless allow-listed; no
+    redirects; size- and time-capped) and check it against ``spec``. Raises ``InvalidRequest``
+    naming ``spec.field``."""
+    def invalid(kind: str, message: str) -> InvalidRequest:
+        return InvalidRequest([{"type": kind, "loc": ("body", spec.field), "msg": message, "input": url}])
+
+    try:
+        data, _content_type = netguard.fetch(url, allow_hosts=allow_hosts, max_bytes=spec.max_bytes, timeout=timeout)
+    except netguard.Blocked as exc:
+        raise invalid("input_url_blocked", f"{spec.field}: {url} may not be fetched: {exc.reason}") from None
+    except netguard.FetchError as exc:
+        raise invalid("input_fetch_failed", f"{spec.field}: could not fetch {url}: {exc}") from None
+    try:
+        info = inspect(data, spec)
+    except MediaError as exc:
+        raise invalid(exc.code, f"{spec.field} ({url}): {exc.message}") from None
+    return data, info
+
+
+def decode_checked(value: Any, spec: MediaInput) -> tuple[bytes, MediaInfo]:
+    """``value``: base64 (with or without a ``data:`` prefix) of media that ``spec`` accepts.
+    Raises ``InvalidRequest`` naming ``spec.field``."""
+    def invalid(kind: str, message: str) -> InvalidRequest:
+        shown = value[:80] + "…" if isinstance(value, str) and len(value) > 80 else value
+        return InvalidRequest([{"type": kind, "loc": ("body", spec.field), "msg": message, "input": shown}])
+
+    if not isinstance(value, str):
+        raise invalid("string_type", f"{spec.field} must be a string: the {spec.kind} as base64")
+    if len(value) > spec.max_bytes * 4 // 3 + 200:
+        raise invalid("image_too_large" if spec.kind == "image" else "media_too_large",
+                      f"{spec.field}: the {spec.kind} is over {_mb(spec.max_bytes)}")
+    try:
+        data = decode_base64(value)
+        info = inspect(data, spec)
+    except MediaError as exc:
+        raise invalid(exc.code, f"{spec.field}: {exc.message}") from None
+    return data, info
 
 
 # --------------------------------------------------------------------------- worker

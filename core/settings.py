@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.plans import PlanLimits, plan_grid
+from providers.plugin import UpstreamDefaults
 
 DEV_SECRET = "dev-insecure-secret-change-me"
 # Outside the embedded default the secret key must be at least this long (and not DEV_SECRET).
@@ -227,6 +228,11 @@ class Settings(BaseSettings):
     @property
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
+
+    def upstream_defaults(self) -> UpstreamDefaults:
+        """What every provider adapter, and every provider route, is told about upstreams."""
+        return UpstreamDefaults(simulator_url=self.simulator_url, timeout_seconds=self.upstream_timeout_seconds,
+                                max_download_bytes=self.max_download_bytes)
 
     @property
     def plan_grid(self) -> dict[str, PlanLimits]:

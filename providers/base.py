@@ -245,12 +245,14 @@ class Operation:
     # canonical model). Aliases are routed (marked deprecated) but never become jobs themselves.
     alias_of: str | None = None
     normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    # Intake step that needs the database: ``await resolve(params, tenant_id, session)`` returns
-    # the params to store (e.g. a tenant's tailored model id replaced by the upstream one) or
-    # raises ``InvalidRequest``. Called by the API after validation, before the job exists.
+    # Intake step that needs the database: ``await resolve(params, tenant_id, session, defaults)``
+    # returns the params to store (e.g. a tenant's tailored model id replaced by the upstream
+    # one) or raises ``InvalidRequest``. ``defaults`` are the host's ``UpstreamDefaults``
+    # (providers.plugin), for a hook that asks the upstream. Called by the API after validation,
+    # before the job exists.
     # Paths that create jobs without it (batches) must not run such an operation blindly: the
     # operation's own ``build``/``route`` refuse params that were not resolved.
-    resolve: Callable[[dict[str, Any], str, Any], Awaitable[dict[str, Any]]] | None = None
+    resolve: Callable[[dict[str, Any], str, Any, Any], Awaitable[dict[str, Any]]] | None = None
 
 
 def one_per_output(params: dict[str, Any]) -> int:

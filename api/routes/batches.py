@@ -115,7 +115,7 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         raise ApiError(413, str(exc), code="payload_too_large", max_lines=max_lines) from None
     if not parsed.lines and not parsed.errors:
         raise _body_error(("body", where), "the batch has no request lines", "missing")
-    await _resolve_lines(parsed, principal.tenant_id, session)
+    await _resolve_lines(parsed, principal.tenant_id, session, request.app.state.upstream_defaults)
     if parsed.errors and options.on_invalid == "reject":
         raise RequestValidationError([
             {"type": "invalid_line", "loc": ("body", where, e["line"]),
@@ -137,7 +137,7 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
     return success_response(doc, 202)
 
 
-async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any) -> None:
+async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any, defaults: Any) -> None:
     """Lines whose operation has an intake hook (``Operation.resolve``: a tailored model id)
     are resolved like the single endpoint's request; a refusal makes the line invalid (its
     errors listed like schema errors). Identical requests are resolved once."""
@@ -152,7 +152,7 @@ async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any) -
         key = line.op.name + json.dumps(line.params, sort_keys=True)
         if key not in memo:
             try:
-                memo[key] = await line.op.resolve(line.params, tenant_id, session)
+                memo[key] = await line.op.resolve(line.params, tenant_id, session, defaults)
             except InvalidRequest as exc:
                 memo[key] = exc
         outcome = memo[key]

@@ -26,6 +26,7 @@ from core.settings import Settings
 from core.webhooks.schemas import JobOptions
 from core import media
 from providers.base import InvalidRequest, Kind, Operation
+from providers.plugin import UpstreamDefaults
 from providers.registry import BY_NAME, OPERATIONS, TABLES
 from api.strict import StrictRoute
 
@@ -81,7 +82,8 @@ def make_job_endpoint(op: Operation):
         run_op, params = await prepare(op, body.model_dump(mode="json"))
         if run_op.resolve is not None:
             async with request.app.state.sessions() as session:
-                params = await resolve(run_op, params, principal.tenant_id, session)
+                params = await resolve(run_op, params, principal.tenant_id, session,
+                                       request.app.state.upstream_defaults)
         sync = always_sync or bool(params.get("sync", False))
         options = await job_options(request, settings) if op.body != "form" else None
         try:
@@ -133,14 +135,15 @@ async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dic
     return run_op, params
 
 
-async def resolve(op: Operation, params: dict[str, Any], tenant_id: str, session: Any) -> dict[str, Any]:
+async def resolve(op: Operation, params: dict[str, Any], tenant_id: str, session: Any,
+                  defaults: UpstreamDefaults) -> dict[str, Any]:
     """The operation's intake hook that needs the database (``Operation.resolve``, e.g. a
     tenant's tailored model id → Bria's): its ``InvalidRequest`` is a 422 naming the field, and
     no job is created. Operations without a hook pass through unchanged."""
     if op.resolve is None:
         return params
     try:
-        return await op.resolve(params, tenant_id, session)
+        return await op.resolve(params, tenant_id, session, defaults)
     except InvalidRequest as exc:
         await session.rollback()
         raise RequestValidationError(exc.errors) from None

@@ -32,7 +32,8 @@ from urllib.parse import quote
 
 from providers.base import Kind, MediaInput, MediaLimits, Operation, Permanent, one_per_output
 from providers.bria import schemas as S
-from providers.bria.lora import TAILORED_MODEL_KEY
+from providers.bria.tailored.client import TAILORED_MODEL_KEY
+from providers.bria.tailored.service import resolver
 from providers.bria.schemas import BriaGenerateImageRequest
 
 # Ranges for FIBO's tuning knobs. [unconfirmed] They come from a third-party v2 integration
@@ -268,24 +269,12 @@ def _uses_guidance(params: dict[str, Any]) -> bool:
 
 # --------------------------------------------------------------------------- tailored (LoRA) generation
 # A tailored model is named by the client's id (model_id / tailored_model_id); the API's intake
-# hook (``resolve``, core/lora.py) checks it is the tenant's trained model and stores Bria's id
+# hook (``resolve``, tailored/service.py) checks it is the tenant's trained model and stores Bria's id
 # under TAILORED_MODEL_KEY. Only that id is ever sent upstream. Upstream endpoints:
 #   POST /v1/text-to-image/tailored/{model_id}   [T2: Bria-AI/ComfyUI-BRIA-API tailored_gen_node.py]
 #   POST /v1/text-to-vector/tailored/{model_id}  [T3, unconfirmed]
 # both v1 and synchronous (sync=true), answering {"result": [{"urls": [url], "seed": n}]} like the
-# other v1 text-to-image endpoints. Sources [T1]–[T3]: providers/bria/lora.py.
-def _resolve_via(field: str, **kw: Any):
-    """``Operation.resolve`` for a field naming a tailored model (core/lora.py does the work; it
-    is imported when called, so this table stays free of database code)."""
-
-    async def resolve(params: dict[str, Any], tenant_id: str, session: Any) -> dict[str, Any]:
-        from core.lora import resolver
-
-        return await resolver(field, **kw)(params, tenant_id, session)
-
-    return resolve
-
-
+# other v1 text-to-image endpoints. Sources [T1]–[T3]: providers/bria/tailored/client.py.
 def tailored_upstream_id(params: dict[str, Any], field: str = "model_id") -> str:
     """Bria's id of the tenant's model, as resolved at intake; a job whose model was never
     resolved (a batch line: batches have no intake hook) is refused rather than sending the
@@ -648,7 +637,7 @@ CANONICAL: list[Operation] = [
               description="Enhances a prompt with Bria's prompt enhancer (form data, not JSON)."),
     _job("generate_image", f"{B}/image/generation/generate-image", BriaGenerateImageRequest, "Bria Generate Image",
          GEN, "/v2/image/generate", build_generate_image_routed, route=route_generate_image,
-         inputs=_GUIDANCE_INPUTS, upstream_requests=one_per_output, resolve=_resolve_via("model_id"),
+         inputs=_GUIDANCE_INPUTS, upstream_requests=one_per_output, resolve=resolver("model_id"),
          description="Text-to-image with Bria: FIBO (API v2); with ControlNet guidance, Bria's v1 base model; "
                      "with `model_id` (one of your trained tailored models), Bria's tailored generation."),
     _job("generate_image_fast", f"{B}/image/generation/generate-image-fast", S.BriaGenerateImageFastRequest,
@@ -658,13 +647,13 @@ CANONICAL: list[Operation] = [
          "Bria Generate Image Hd", GEN, "/v1/text-to-image/hd/2.2", build_v1_text_to_image),
     _job("generate_vector_base", f"{B}/image/generation/generate-vector-base", S.BriaGenerateVectorBaseRequest,
          "Bria Generate Vector Base", GEN, "/v1/text-to-vector/base/3.2", build_v1_text_to_image,
-         route=route_vector_base, inputs=_GUIDANCE_INPUTS, output="vector", resolve=_resolve_via("model_id")),
+         route=route_vector_base, inputs=_GUIDANCE_INPUTS, output="vector", resolve=resolver("model_id")),
     _job("generate_vector_fast", f"{B}/image/generation/generate-vector-fast", S.BriaGenerateVectorFastRequest,
          "Bria Vector Generation Fast", GEN, "/v1/text-to-vector/fast/2.3", build_v1_text_to_image,
          inputs=_GUIDANCE_INPUTS, output="vector"),
     _job("generate_variation", f"{B}/image/generation/generate-variation", S.BriaGenerateVariationRequest,
          "Bria Generate Variation", GEN, "/v1/reimagine", build_variation, inputs=_V1_PAIR,
-         resolve=_resolve_via("tailored_model_id")),
+         resolve=resolver("tailored_model_id")),
     _job("get_masks", f"{B}/image/editing/get-masks", S.BriaGetMasksRequest, "Bria Get Masks", EDIT,
          "/v1/objects/mask_generator", build_get_masks, inputs=_V1_PAIR, output="archive",
          description="Segmentation masks: the result is a ZIP of mask PNGs (one per object)."),
@@ -715,15 +704,15 @@ CANONICAL: list[Operation] = [
          inputs=(MediaInput("video", kind="video", limits=BRIA_VIDEO, formats=(), url_only=True),),
          output="video", description="Video background removal (asynchronous: poll the status URL)."),
     # Tailored generation with the tenant's trained LoRA models (the management endpoints are
-    # CRUD routes: api/routes/lora.py). Status: GET /api/v1/bria/status/{request_id}.
+    # routes of providers/bria/tailored/). Status: GET /api/v1/bria/status/{request_id}.
     _job("lora_generate_image", "/api/v1/bria-lora/image/generation/generate-image", S.BriaLoraGenerateImagesRequest,
          "Generate Images", "Bria LoRA Generation", "/v1/text-to-image/tailored/{model_id}", build_lora_image,
-         route=route_lora_image, resolve=_resolve_via("model_id", lora_rules=True),
+         route=route_lora_image, resolve=resolver("model_id", lora_rules=True),
          description="Generates images with one of your trained tailored (LoRA) models: `model_id` is the id "
                      "of GET /api/v1/bria-lora/models (status Completed)."),
     _job("lora_generate_vector", "/api/v1/bria-lora/image/generation/generate-vector", S.BriaLoraGenerateVectorRequest,
          "Generate Vector", "Bria LoRA Generation", "/v1/text-to-vector/tailored/{model_id}", build_lora_vector,
-         route=route_lora_vector, inputs=_GUIDANCE_INPUTS, output="vector", resolve=_resolve_via("model_id"),
+         route=route_lora_vector, inputs=_GUIDANCE_INPUTS, output="vector", resolve=resolver("model_id"),
          description="Generates SVG vector graphics with one of your trained tailored (LoRA) models."),
 ]
 

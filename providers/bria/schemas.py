@@ -391,7 +391,7 @@ class _TailoredModelId(BaseModel):
     """003 sends ``model_id`` to the plain generate endpoints for tailored generation. 004 has no
     such field there, so it is not in the schema; it is kept beside the validated fields and
     appears in ``model_dump()`` only when given. The API's intake resolves it against the
-    tenant's trained models (core/lora.py ``resolver``): unknown, another tenant's or untrained →
+    tenant's trained models (tailored/service.py ``resolver``): unknown, another tenant's or untrained →
     422 on ``model_id``; a trained model routes the request to Bria's tailored endpoint."""
 
     _tailored_model_ref: Any = PrivateAttr(default=None)
@@ -467,7 +467,7 @@ REQUEST_MODELS[("POST", "/api/v1/bria/image/generation/generate-image")] = BriaG
 # =========================================================================== /api/v1/bria-lora/ endpoints
 # 004's prose-only rules of the LoRA endpoints (INVENTORY §4.8/§4.9, [16]/[17], §8-D 28/29 and
 # §8-E 35/36). Rules that depend on the tenant's objects (the model's training version, ids in the
-# path) are checked by the API (api/routes/lora.py, core/lora.py).
+# path) are checked by the tailored routes (tailored/routes_common.py, tailored/service.py).
 def _rules_create_project(m: Any) -> list[InitErrorDetails]:
     if m.ip_type == "defined_character" and not (m.ip_name or "").strip():
         return [_err("ip_name_required", "ip_name is required when ip_type is 'defined_character' "

@@ -43,7 +43,7 @@ def test_table_has_the_26_operations_and_10_aliases():
     aliases = [op for op in ops.OPERATIONS if op.alias_of is not None]
     assert len(canonical) == 26 and len(aliases) == 10
     # the 24 /api/v1/bria/ endpoints with a body, and the two bria-lora generation jobs (the other
-    # bria-lora endpoints are CRUD routes: api/routes/lora.py)
+    # bria-lora endpoints are the management routes of providers/bria/tailored/)
     jobs = {k[1] for k in S.REQUEST_MODELS if k[1].startswith("/api/v1/bria/")} | {
         "/api/v1/bria-lora/image/generation/generate-image", "/api/v1/bria-lora/image/generation/generate-vector"}
     assert {op.path for op in canonical} == jobs

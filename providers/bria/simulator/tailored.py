@@ -1,7 +1,7 @@
 """Bria Tailored Generation for the simulator: the management API (projects, datasets, images,
 models, training) in memory, and tailored generation with the trained models.
 
-Paths, bodies and answers are the ones the adapter uses (providers/bria/lora.py, sources
+Paths, bodies and answers are the ones the adapter uses (providers/bria/tailored/client.py, sources
 [T1]–[T3] there): ``/v1/tailored-gen/…`` JSON with the ``api_token`` header, integer ids, 201 on
 create, 204 on delete, ``{"error": {"code", "message", "details"}}`` on failure, and Bria's state
 rules (409/412). What it makes up is made from the data:
