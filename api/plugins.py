@@ -12,7 +12,7 @@ from api.deps import EndpointLimited, ReadLimited, SessionDep
 from api.envelope import success
 from api.errors import ApiError, call_upstream
 from api.strict import StrictRoute
-from core import media
+from core import media_inputs
 from core.settings import Settings
 from providers.plugin import RouteKit
 from providers.registry import PLUGINS
@@ -23,8 +23,8 @@ def route_kit(settings: Settings) -> RouteKit:
         endpoint_principal=EndpointLimited, read_principal=ReadLimited, session=SessionDep,
         defaults=settings.upstream_defaults(), route_class=StrictRoute, error=ApiError, success=success,
         call_upstream=call_upstream,
-        fetch_media=partial(media.fetch_checked, allow_hosts=tuple(settings.outbound_allow_hosts)),
-        decode_media=media.decode_checked)
+        fetch_media=partial(media_inputs.fetch_checked, allow_hosts=tuple(settings.outbound_allow_hosts)),
+        decode_media=media_inputs.decode_checked)
 
 
 def mount(app: FastAPI, settings: Settings) -> None:

@@ -34,7 +34,7 @@ from core.webhooks import outbox, schemas
 from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
 from core.models import Batch, Job, JobWebhook, new_id, utcnow
 from core.results import error_body, iso, result_body
-from core.media import prepare_request
+from core.media_inputs import prepare_request
 from core.settings import Settings
 from providers.base import Kind, Operation
 
@@ -154,7 +154,7 @@ def validate_item(line: int, item: Any, seen: set[str], operations: Mapping[str,
         else:
             if op.alias_of is not None or op.inputs:
                 # The same step as the single endpoints: an alias becomes its canonical
-                # operation, base64 media are decoded and checked (core.media).
+                # operation, base64 media are decoded and checked (core.media_inputs).
                 op, params, problems = prepare_request(op, params, operations)
                 errors += [_err(list(e["loc"]), e["msg"], e["type"]) for e in problems]
     if errors:

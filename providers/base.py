@@ -168,7 +168,7 @@ class MediaInput:
     """One request field that carries media (a URL, base64, or a list of them).
 
     The API checks base64 values at intake (decodable, a real image of an allowed format, within
-    the limits) and the worker fetches URL values SSRF-safely before ``submit``; see core/media.py.
+    the limits) and the worker fetches URL values SSRF-safely before ``submit``; see core/media_inputs.py.
     ``kind`` is "image" or "video"; ``url_only`` fields are passed on as URLs after the check.
 
     ``limits`` defaults to ``IMAGE_LIMITS`` / ``VIDEO_LIMITS`` by kind; ``max_bytes``,

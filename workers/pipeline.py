@@ -26,7 +26,7 @@ from PIL import Image
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import sessionmaker
 
-from core import media
+from core import media_inputs
 from core.jobs import claims, moves, sweeps, timing
 from core.jobs.states import JobStatus
 from core.models import Job, Tenant, utcnow
@@ -138,7 +138,7 @@ def start(ctx: Context, job_id: str) -> None:
     provider = ctx.providers[job.provider]
     try:
         # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
-        params = media.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
+        params = media_inputs.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
                                       timeout=s.upstream_timeout_seconds)
         if isinstance(provider, AsyncProvider):  # no in-flight runner (tests): one call inline
             outcome: Any = asyncio.run(provider.run(op, params))
@@ -166,7 +166,7 @@ def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
             return
         op = ctx.operations[job.operation]
         try:
-            params = media.resolve_inputs(op, job.params, allow_hosts=tuple(s.outbound_allow_hosts),
+            params = media_inputs.resolve_inputs(op, job.params, allow_hosts=tuple(s.outbound_allow_hosts),
                                           timeout=s.upstream_timeout_seconds)
         except Exception as exc:  # noqa: BLE001
             _submitted(ctx, job, provider, exc)

@@ -24,7 +24,7 @@ from core.models import Job
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
 from core.webhooks.schemas import JobOptions
-from core import media
+from core import media_inputs
 from providers.base import InvalidRequest, Kind, Operation
 from providers.plugin import UpstreamDefaults
 from providers.registry import BY_NAME, OPERATIONS, TABLES
@@ -126,10 +126,10 @@ def make_job_endpoint(op: Operation):
 async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dict[str, Any]]:
     """The operation that really runs and its params (an alias becomes its canonical operation;
     base64 media are decoded and checked off the event loop): any problem is a 422 naming the
-    field, before anything is created. See ``core.media.prepare_request``."""
+    field, before anything is created. See ``core.media_inputs.prepare_request``."""
     if op.alias_of is None and all(params.get(spec.field) is None for spec in op.inputs):
         return op, params  # no media sent (a plain prompt): nothing to decode, no thread hop
-    run_op, params, errors = await run_in_threadpool(media.prepare_request, op, params, OPERATIONS)
+    run_op, params, errors = await run_in_threadpool(media_inputs.prepare_request, op, params, OPERATIONS)
     if errors:
         raise RequestValidationError(errors)
     return run_op, params

@@ -12,7 +12,7 @@ import zlib
 import pytest
 from PIL import Image, ImageFile
 
-from core import media
+from core import media, media_inputs
 from providers.base import IMAGE_LIMITS, VIDEO_LIMITS, MediaInput, MediaLimits, Permanent
 from providers.bria import operations as ops
 from providers.registry import OPERATIONS
@@ -77,7 +77,7 @@ def test_the_crafted_headers_declare_the_huge_size():
 def test_a_bomb_sent_as_base64_to_inpaint_is_a_422_naming_the_field_and_the_limit(make, prefix, no_decoding):
     op = OPERATIONS["bria.inpaint"]
     params = {"image": prefix + b64(make(BOMB_SIDE, BOMB_SIDE)), "mask_type": "border_only", "prompt": "x"}
-    errors = media.check_inputs(op, params)
+    errors = media_inputs.check_inputs(op, params)
     assert len(errors) == 1, errors
     (error,) = errors
     assert error["loc"] == ("body", "image") and error["type"] == "image_too_many_pixels"
@@ -88,7 +88,7 @@ def test_the_alias_paths_apply_the_same_limits():
     alias = next(op for op in OPERATIONS.values() if op.path.endswith("/image/editing/expand-image"))
     params = alias.request_model(image_file=b64(png_declaring(BOMB_SIDE, BOMB_SIDE)),
                                  canvas_size=[1000, 1000]).model_dump(mode="json")
-    op, _params, errors = media.prepare_request(alias, params, OPERATIONS)
+    op, _params, errors = media_inputs.prepare_request(alias, params, OPERATIONS)
     assert op.name == "bria.expand_image" and [e["loc"] for e in errors] == [("body", "image")]
     assert LIMIT_TEXT in errors[0]["msg"]
 
@@ -130,7 +130,7 @@ def test_a_bomb_behind_a_url_ends_the_job_with_the_limit_message(no_decoding):
         return bomb, "image/png"
 
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(OPERATIONS["bria.inpaint"], {"image": "https://h/bomb.png", "mask_type": "border_only"},
+        media_inputs.resolve_inputs(OPERATIONS["bria.inpaint"], {"image": "https://h/bomb.png", "mask_type": "border_only"},
                              fetch=fetch)
     assert info.value.code == "image_too_many_pixels"
     assert info.value.message == (f"image (https://h/bomb.png): the image is {BOMB_SIDE}x{BOMB_SIDE} (400.0 MP); "
@@ -239,9 +239,9 @@ def test_video_row_beyond_the_limit_ends_the_job_with_the_message():
         assert max_bytes == 200 * 1024 * 1024
         return clip, "video/mp4"
 
-    assert media.resolve_inputs(op, {"video": "https://h/v.mp4"}, fetch=fetch) == {"video": "https://h/v.mp4"}
+    assert media_inputs.resolve_inputs(op, {"video": "https://h/v.mp4"}, fetch=fetch) == {"video": "https://h/v.mp4"}
     short = MediaInput("video", kind="video", limits=ops.BRIA_VIDEO, max_duration=0.25, formats=(), url_only=True)
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(type(op)(**{**op.__dict__, "inputs": (short,)}), {"video": "https://h/v.mp4"},
+        media_inputs.resolve_inputs(type(op)(**{**op.__dict__, "inputs": (short,)}), {"video": "https://h/v.mp4"},
                              fetch=fetch)
     assert info.value.code == "video_too_long" and info.value.message.startswith("video (https://h/v.mp4): ")
