@@ -28,7 +28,9 @@ from providers.base import (
     UpstreamTask,
 )
 from providers.bria.client import parse_retry_after, to_upstream_error
-from providers.bria.operations import OPERATIONS, build_generate_image, strip_data_url
+from providers.bria.builders.common import strip_data_url
+from providers.bria.builders.generation import build_generate_image
+from providers.bria.operations import OPERATIONS
 from providers.bria.provider import BriaProvider
 from providers.bria.schemas import BriaGenerateImageRequest
 from providers.simulator.render import size_for

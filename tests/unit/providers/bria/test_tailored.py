@@ -18,7 +18,7 @@ from api.plugins import route_kit
 from core.settings import Settings
 from core.tenants import get_or_create_tenant
 from providers.base import InvalidRequest, Permanent, RateLimited, Retryable
-from providers.bria import operations as ops
+from providers.bria.builders import generation
 from providers.bria.tailored import service
 from providers.bria.tailored.client import TAILORED_MODEL_KEY
 from providers.bria.tailored.routes_common import Tailored, path_id, same_id
@@ -124,7 +124,7 @@ def test_resolver_scopes_by_tenant_and_training_state(db):
     trained = ids["a.Completed.light"]
     out = _resolve(db, "model_id", {"model_id": str(trained), "prompt": "a fox"}, ids["a"])
     assert out[TAILORED_MODEL_KEY] == "bria-a-Completed-light" and out["model_id"] == str(trained)
-    assert ops.route_lora_image(out) == "/v1/text-to-image/tailored/bria-a-Completed-light"
+    assert generation.route_lora_image(out) == "/v1/text-to-image/tailored/bria-a-Completed-light"
     # no model_id: unchanged
     assert _resolve(db, "model_id", {"prompt": "a fox"}, ids["a"]) == {"prompt": "a fox"}
     cases = [(str(ids["b.Completed.light"]), "model_not_found"),  # another tenant's
@@ -155,14 +155,14 @@ def test_lora_bodies():
     p = {"model_id": "3", "_tailored_model_id": "777", "prompt": "a fox", "num_results": 2, "aspect_ratio": "4:3",
          "sync": True, "fast": False, "steps_num": 30, "model_influence": 0.8, "include_generation_prefix": True,
          "seed": 9}
-    assert ops.build_lora_image(p) == {"prompt": "a fox", "num_results": 2, "aspect_ratio": "4:3", "fast": False,
+    assert generation.build_lora_image(p) == {"prompt": "a fox", "num_results": 2, "aspect_ratio": "4:3", "fast": False,
                                        "steps_num": 30, "model_influence": 0.8, "include_generation_prefix": True,
                                        "seed": 9}
-    v = ops.build_lora_vector({**p, "bria_model_version": "3.2", "negative_prompt": "text",
+    v = generation.build_lora_vector({**p, "bria_model_version": "3.2", "negative_prompt": "text",
                                "guidance_method_1": "controlnet_canny", "guidance_method_1_image_url": "QUJD"})
     assert v["negative_prompt"] == "text" and v["guidance_method_1_image_file"] == "QUJD"
     assert "bria_model_version" not in v and "model_id" not in v and v["model_influence"] == 0.8
-    assert ops.route_lora_vector(p) == "/v1/text-to-vector/tailored/777"
+    assert generation.route_lora_vector(p) == "/v1/text-to-vector/tailored/777"
 
 
 # --------------------------------------------------------------------------- Bria failures → answers
