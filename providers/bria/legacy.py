@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from providers.base import Operation
-from providers.bria import schemas as S
+from providers.bria import schema_rules
 
 _LEGACY_DOC = {
     "image_url": "Deprecated (003): URL of the input image; use `image`.",
@@ -37,8 +37,8 @@ _IGNORED_DOC = "Deprecated (003): 004 has no such field; ignored."
 def legacy_model(canonical: type[BaseModel], ignored: tuple[str, ...] = ()) -> type[BaseModel]:
     """The alias's request model: ``canonical`` plus 003's names (deprecated); the canonical
     fields those names stand for become optional here (the canonical model requires them again)."""
-    renames = {**S.LEGACY_FIELDS.get(canonical.__name__, {}),
-               **{k: (v[0], None) for k, v in S.LEGACY_SPLIT.get(canonical.__name__, {}).items()}}
+    renames = {**schema_rules.LEGACY_FIELDS.get(canonical.__name__, {}),
+               **{k: (v[0], None) for k, v in schema_rules.LEGACY_SPLIT.get(canonical.__name__, {}).items()}}
     fields: dict[str, Any] = {}
     for legacy, (target, _convert) in renames.items():
         info = canonical.model_fields[target]
