@@ -1,4 +1,4 @@
-"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline``.
+"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline`` (and the sweeps to ``workers.sweeper``).
 
 The worker process builds one ``Context`` (DB sessions, storage, provider clients) lazily,
 after Celery has forked its pool processes, so no connection is shared across a fork.
@@ -19,7 +19,8 @@ from core.notify import Notifier
 from core.ratelimit import MemoryWindow, SyncRedisLimiter
 from core.settings import get_settings
 from core.storage import LocalStorage
-from workers import pipeline, webhooks
+from workers import pipeline, sweeper, webhooks
+from workers.context import Context
 from workers.inflight import InFlight
 from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
 from workers.throttle import Throttle
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1)
-def context() -> pipeline.Context:
+def context() -> Context:
     settings = get_settings()
     log.info("worker context built in pid %d", os.getpid())
     window = (SyncRedisLimiter(redis.Redis.from_url(settings.notify_redis_url))
@@ -40,7 +41,7 @@ def context() -> pipeline.Context:
         with sessions.begin() as session:
             claims.extend_leases(session, job_ids, settings.start_lease_seconds)
 
-    return pipeline.Context(
+    return Context(
         settings=settings,
         sessions=sessions,
         storage=LocalStorage(settings.results_path),
@@ -75,7 +76,7 @@ def poll(job_ids: str | list[str]) -> None:
 @celery_app.task(name=SWEEP_TASK)
 def sweep() -> dict[str, int]:
     try:
-        return pipeline.sweep(context())
+        return sweeper.sweep(context())
     finally:
         # Due webhook deliveries and finished batches ride on the same beat message (no extra
         # broker traffic; a failure there is logged and never stops the job sweep).
@@ -84,4 +85,4 @@ def sweep() -> dict[str, int]:
 
 @celery_app.task(name=EXPIRE_TASK)
 def expire() -> int:
-    return pipeline.expire(context())
+    return sweeper.expire(context())

@@ -20,17 +20,18 @@ from core.storage import LocalStorage
 from core.tenants import get_or_create_tenant
 from providers.fake import OPERATIONS, FakeAsyncProvider, FakeProvider
 from workers import pipeline
+from workers.context import Context
 from workers.inflight import InFlight
 
 OPS = {op.name: op for op in OPERATIONS}
 
 
-def make_ctx(db, tmp_path, provider, inflight: InFlight | None = None) -> pipeline.Context:
+def make_ctx(db, tmp_path, provider, inflight: InFlight | None = None) -> Context:
     sessions, _ = db
     settings = Settings(VISIONGATE_DATA_DIR=tmp_path, VISIONGATE_MAX_START_ATTEMPTS=2,
                         VISIONGATE_RETRY_BACKOFF_BASE_SECONDS=0.01, VISIONGATE_START_LEASE_SECONDS=0.9)
     sent: list[tuple] = []
-    ctx = pipeline.Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
+    ctx = Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
                            notifier=Notifier(""), providers={"fake": provider},
                            publish=lambda *m, **kw: sent.append(m), operations=OPS, inflight=inflight)
     ctx.sent = sent
