@@ -24,7 +24,7 @@ from providers.bria.tailored.client import TAILORED_MODEL_KEY
 from providers.bria.tailored.routes_common import Tailored, path_id, same_id
 from providers.bria.tailored.tables import LoraDataset, LoraModel, LoraProject
 from providers.bria.simulator import edit
-from providers.bria.simulator.tailored import caption_for, colour_name, palette_of, render_tailored
+from providers.bria.simulator.tailored_looks import caption_for, colour_name, palette_of, render_tailored
 
 
 # --------------------------------------------------------------------------- ids
