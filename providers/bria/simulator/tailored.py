@@ -35,9 +35,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from providers.bria.simulator import tailored_handlers as h
-from providers.bria.simulator.responses import http_fault
-from providers.bria.simulator.tailored_state import (DEFAULT_TRAINING_SECONDS, Refused, TailoredConfig, TailoredState,
-                                                     _error)
+from providers.bria.simulator.responses import bria_error, http_fault
+from providers.bria.simulator.tailored_state import DEFAULT_TRAINING_SECONDS, Refused, TailoredConfig, TailoredState
 
 
 def mount(app: FastAPI, sim: Any) -> TailoredState:
@@ -59,18 +58,18 @@ def mount(app: FastAPI, sim: Any) -> TailoredState:
             await asyncio.sleep(rule.delay)
         token = request.headers.get("api_token")
         if not token or (sim.api_token is not None and not secrets.compare_digest(token, sim.api_token)):
-            return rule, {}, _error(401, "Unauthorized", "missing or invalid api_token header")
+            return rule, {}, bria_error(401, "Unauthorized", "missing or invalid api_token header")
         if rule is not None and rule.kind == "error" and "start_training" not in request.url.path:
             code = rule.code if isinstance(rule.code, int) and 400 <= rule.code <= 599 else 500
-            return rule, {}, _error(code, rule.message or "simulated error", "simulated error")
+            return rule, {}, bria_error(code, rule.message or "simulated error", "simulated error")
         body: dict[str, Any] = {}
         if raw.strip():
             try:
                 parsed = await request.json()
             except ValueError:
-                return rule, {}, _error(400, "Request body is not valid JSON")
+                return rule, {}, bria_error(400, "Request body is not valid JSON")
             if not isinstance(parsed, dict):
-                return rule, {}, _error(400, "Request body must be a JSON object")
+                return rule, {}, bria_error(400, "Request body must be a JSON object")
             body = parsed
         return rule, body, None
 
@@ -85,7 +84,7 @@ def mount(app: FastAPI, sim: Any) -> TailoredState:
                 if asyncio.iscoroutine(result):
                     result = await result
             except Refused as exc:
-                return _error(exc.status, exc.message)
+                return bria_error(exc.status, exc.message)
             if isinstance(result, Response):
                 return result
             status, payload = result
@@ -122,7 +121,7 @@ def mount(app: FastAPI, sim: Any) -> TailoredState:
         sim.count("download")
         entry = t.files.get(name)
         if entry is None:
-            return _error(404, "Not Found", f"no file named {name}")
+            return bria_error(404, "Not Found", f"no file named {name}")
         return Response(content=entry[0], media_type=entry[1])
 
     @router.post("/_sim/tailored/config")

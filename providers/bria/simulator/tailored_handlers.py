@@ -19,9 +19,9 @@ from PIL import Image
 from providers.bria.simulator import edit
 from providers.bria.simulator.tailored_looks import caption_for, palette_of, render_tailored
 from providers.bria.simulator.tailored_state import (IP_MEDIA, IP_TYPES, MAX_IMAGE_BYTES, MAX_IMAGES, MIN_IMAGES,
-                                                     MIN_SIDE, RECOMMENDED_SIDE, TRAINING_VERSIONS, Refused, TailoredState,
-                                                     TImage, TModel, _now_iso, dataset_doc, image_doc, model_doc,
-                                                     project_doc)
+                                                     MIN_SIDE, RECOMMENDED_SIDE, TRAINING_VERSIONS, Refused,
+                                                     TailoredState, TImage, TModel, dataset_doc, image_doc,
+                                                     model_doc, now_iso, project_doc)
 from providers.simulator.render import ASPECT_RATIOS
 
 
@@ -38,7 +38,7 @@ def create_project(t: TailoredState, request, body, rule):
         raise Refused(400, "ip_name is required for defined_character")
     p = {"id": t.next_id(), "project_name": name, "project_description": body.get("project_description") or "",
          "ip_name": body.get("ip_name"), "ip_description": body.get("ip_description"), "ip_medium": medium,
-         "ip_type": ip_type, "status": "active", "created_at": _now_iso(), "updated_at": _now_iso()}
+         "ip_type": ip_type, "status": "active", "created_at": now_iso(), "updated_at": now_iso()}
     t.projects[p["id"]] = p
     return 201, project_doc(p)
 
@@ -47,7 +47,7 @@ def update_project(t: TailoredState, request, body, rule, project_id):
     for key in ("project_name", "project_description", "ip_name", "ip_description"):
         if key in body:
             p[key] = body[key]
-    p["updated_at"] = _now_iso()
+    p["updated_at"] = now_iso()
     return 200, project_doc(p)
 
 def delete_project(t: TailoredState, request, body, rule, project_id):
@@ -73,8 +73,8 @@ def create_dataset(t: TailoredState, request, body, rule):
     if not isinstance(name, str) or not name.strip():
         raise Refused(400, "name is required")
     d = {"id": t.next_id(), "project_id": p["id"], "name": name, "caption_prefix": None, "status": "draft",
-         "captions_update_status": "empty", "upload_type": "basic", "created_at": _now_iso(),
-         "updated_at": _now_iso()}
+         "captions_update_status": "empty", "upload_type": "basic", "created_at": now_iso(),
+         "updated_at": now_iso()}
     t.datasets[d["id"]] = d
     return 201, dataset_doc(t, d)
 
@@ -94,7 +94,7 @@ def update_dataset(t: TailoredState, request, body, rule, dataset_id):
     for key in ("name", "caption_prefix", "status"):
         if key in body:
             d[key] = body[key]
-    d["updated_at"] = _now_iso()
+    d["updated_at"] = now_iso()
     return 200, dataset_doc(t, d)
 
 def delete_dataset(t: TailoredState, request, body, rule, dataset_id):

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from PIL import Image
 from pydantic import BaseModel, Field
 
@@ -25,10 +24,6 @@ MIN_IMAGES, MAX_IMAGES, MIN_SIDE, RECOMMENDED_SIDE = 5, 200, 256, 1024
 MAX_IMAGE_BYTES = 12 * 1024 * 1024
 PALETTE_COLOURS = 4
 DEFAULT_TRAINING_SECONDS = 20.0
-
-
-def _error(status: int, message: str, details: str = "") -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "message": message, "details": details}}, status_code=status)
 
 
 class Refused(Exception):
@@ -46,7 +41,7 @@ def _int(value: Any) -> int:
 
 
 # --------------------------------------------------------------------------- state
-def _now_iso() -> str:
+def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
@@ -61,7 +56,7 @@ class TImage:
     pixels: Image.Image  # a small copy, enough to caption again
     caption: str | None
     caption_source: str
-    created_at: str = field(default_factory=_now_iso)
+    created_at: str = field(default_factory=now_iso)
 
 
 @dataclass
@@ -77,7 +72,7 @@ class TModel:
     stop_requested: float | None = None
     fail: bool = False
     palette: list[tuple[int, int, int]] = field(default_factory=list)
-    created_at: str = field(default_factory=_now_iso)
+    created_at: str = field(default_factory=now_iso)
 
 
 @dataclass
@@ -179,7 +174,7 @@ def image_doc(request: Request, i: TImage) -> dict[str, Any]:
     base = str(request.base_url)
     return {"id": i.id, "dataset_id": i.dataset_id, "caption": i.caption, "caption_source": i.caption_source,
             "image_name": i.image_name, "image_url": f"{base}files/tailored/{i.id}.png",
-            "thumbnail_url": f"{base}files/tailored/{i.id}.png", "created_at": i.created_at, "updated_at": _now_iso()}
+            "thumbnail_url": f"{base}files/tailored/{i.id}.png", "created_at": i.created_at, "updated_at": now_iso()}
 
 
 def model_doc(t: TailoredState, m: TModel) -> dict[str, Any]:
