@@ -8,11 +8,11 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.integration.bria_media import Files
 from tests.integration.conftest import Client
 from tests.integration.providers.bria.tailored import (LIME, ORANGE, PURPLE, TEAL, TRAINING_SECONDS, build_dataset,
                                                        trained_model, wait_model)
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import Files
 
 
 @pytest.fixture(scope="package")

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw
 
+from tests.integration.bria_media import Files
 from tests.integration.conftest import Client
-from tests.integration.test_bria_endpoints import Files
 
 L = "/api/v1/bria-lora"
 TRAINING_SECONDS = 1.5

@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
+from tests.integration.bria_media import encode
 from tests.integration.providers.bria.tailored import (L, ORANGE, TEAL, detail, error, ok, training_image,
                                                        wait_model)
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import encode
 
 pytestmark = pytest.mark.integration
 
