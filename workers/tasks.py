@@ -1,4 +1,5 @@
-"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline`` (and the sweeps to ``workers.sweeper``).
+"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline`` (the sweeps to
+``workers.sweeper``).
 
 The worker process builds one ``Context`` (DB sessions, storage, provider clients) lazily,
 after Celery has forked its pool processes, so no connection is shared across a fork.
