@@ -5,7 +5,8 @@
   providers/ only the port (``providers.base``, ``providers.plugin``); workers/ does not import api;
 * no import cycle among core's modules;
 * no file of core/, api/ or workers/ names a concrete provider (a package under providers/) in an
-  import: they reach providers through the registry and the port only.
+  import: they reach providers through the registry and the port only;
+* no hand-written Python file is over 400 lines (the generated schemas are not hand-written).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from importlinter.application import use_cases
 configuration.configure()  # import-linter's adapters (what its command line sets up)
 
 REPO = Path(__file__).resolve().parents[2]
+MAX_LINES = 400
+GENERATED = {"providers/bria/schemas_gen.py"}  # written by scripts/gen_schemas.py
 # Packages under providers/ that are not providers: the one simulator process.
 NOT_PROVIDERS = {"simulator"}
 
@@ -131,3 +134,10 @@ def test_no_core_api_or_workers_file_imports_a_concrete_provider():
             if parts[0] == "providers" and len(parts) > 1 and parts[1] in concrete:
                 offenders.append(f"{name}: {module}")
     assert not offenders, offenders
+
+
+def test_no_hand_written_python_file_is_over_400_lines():
+    sizes = {name: len((REPO / name).read_text(encoding="utf-8").splitlines()) for name in _tracked("*.py")}
+    assert len(sizes) > 100
+    over = {name: n for name, n in sizes.items() if n > MAX_LINES and name not in GENERATED}
+    assert not over, f"over {MAX_LINES} lines: {dict(sorted(over.items(), key=lambda kv: -kv[1]))}"
