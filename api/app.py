@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from api import docs, errors
+from api import docs, errors, plugins
 from api.deps import AuthCache
 from api.middleware import IntakeMiddleware, RateLimitHeaders
 from api.publisher import StartPublisher
-from api.routes import account, batches, files, health, lora, status, webhooks
+from api.routes import account, batches, files, health, status, webhooks
 from api.routes.operations import build_router, form_paths
 from core.db import async_session_factory, make_async_engine
 from core.intake import GroupWriter
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="visiongate", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.upstream_defaults = settings.upstream_defaults()  # for the operations' intake hooks
     app.state.plan_grid = settings.plan_grid
     app.state.log = log
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
@@ -97,6 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(webhooks.router)
-    app.include_router(lora.router)
+    plugins.mount(app, settings)  # the providers' own routes (Bria's tailored generation)
     docs.install(app)
     return app

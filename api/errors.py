@@ -14,12 +14,16 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.envelope import error_body
+from providers.base import Permanent, RateLimited, Retryable, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +38,6 @@ def upstream_error(exc: Exception, who: str = "the upstream") -> Exception:
     management): 429 → 429 with Retry-After; timeouts → 504; other 5xx / connection errors →
     502; the upstream refusing the input (400/415/422) → 422 ``upstream_rejected`` (FastAPI's
     shape, naming the body); a state conflict (409/412) → 409; anything else → 502."""
-    from providers.base import Permanent, RateLimited, Retryable, UpstreamError
-
     if isinstance(exc, RateLimited):
         retry = max(1, math.ceil(exc.retry_after or 1))
         return ApiError(429, f"{who} is rate limiting us: {exc.message}", code="upstream_rate_limited",
@@ -57,10 +59,6 @@ async def call_upstream(fn: Any, *args: Any, who: str = "the upstream", missing_
     """One synchronous upstream call off the event loop, its failures mapped by
     ``upstream_error``. With ``missing_ok`` an upstream 404 counts as done (deleting what the
     upstream no longer has) and answers None."""
-    from fastapi.concurrency import run_in_threadpool
-
-    from providers.base import Permanent, UpstreamError
-
     try:
         return await run_in_threadpool(fn, *args, **kw)
     except UpstreamError as exc:
@@ -78,10 +76,6 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.extra = extra
-
-
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message, **extra}}
 
 
 def error_response(status_code: int, code: str, message: str,

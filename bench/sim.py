@@ -24,8 +24,9 @@ from typing import Any
 import uvicorn
 
 from providers.bria.simulator import app as simapp
+from providers.bria.simulator import state as simstate
 
-_real_render = simapp.render_png
+_real_render = simstate.render_png
 
 
 @functools.lru_cache(maxsize=64)
@@ -39,7 +40,7 @@ def _fast_render(prompt: str, seed: int, aspect_ratio: str = "1:1", resolution: 
 
 def create_app():  # noqa: ANN201 - FastAPI
     if os.environ.get("BENCH_SIM_REAL_RENDER") != "1":
-        simapp.render_png = _fast_render
+        simstate.render_png = _fast_render
     app = simapp.create_app()
     state = app.state.sim
     offset = time.time() - time.monotonic()

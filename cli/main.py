@@ -25,7 +25,7 @@ from core.db import migrate, session_factory
 from core.models import ApiKey, Tenant
 from core.settings import ConfigurationError, Settings, ensure_dirs, get_settings
 from core import credits
-from core.tenants import PLANS, create_key, get_or_create_tenant, revoke_key, set_limits, set_plan
+from core.tenants import PLANS, create_key, generate_key, get_or_create_tenant, revoke_key, set_limits, set_plan
 from workers.upstreams import upstreams, uses_simulator
 
 DEV_TENANT = "dev"
@@ -192,8 +192,6 @@ def dev_key(settings: Settings) -> str:
         if path.exists():
             key = path.read_text().strip()
         else:
-            from core.tenants import generate_key
-
             key = generate_key()
             path.write_text(key + "\n")
             path.chmod(0o600)

@@ -8,7 +8,7 @@ the good lines run and the bad ones are kept in the batch record.
 
 Creating a batch is one transaction: the credits of all its jobs are reserved in one step
 (``credits.reserve_many``), the jobs are inserted in bulk, already *held* (QUEUED with
-``held_at`` set and unpublished), so the sweeper's ``jobs.release_held`` starts them oldest
+``held_at`` set and unpublished), so the sweeper's ``core.jobs.claims.release_held`` starts them oldest
 first as the tenant's concurrency allows: nothing is published at intake, however large the
 batch. The sweeper also notices when a batch has no unfinished job left (``close_finished``)
 and sends its final webhook event.
@@ -23,31 +23,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, Iterator, Literal
+from typing import Any, BinaryIO, Iterable, Iterator, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import credits, jobs, webhooks
-from core.models import ACTIVE, Batch, Job, JobStatus, JobWebhook, new_id, utcnow
+from core import credits
+from core.webhooks import outbox, schemas
+from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
+from core.models import Batch, Job, JobWebhook, new_id, utcnow
 from core.results import error_body, iso, result_body
+from core.media_inputs import prepare_request
 from core.settings import Settings
 from providers.base import Kind, Operation
-from providers.registry import OPERATIONS, TABLES
 
 S = JobStatus
 VALIDATING, IN_PROGRESS, CANCELLING = "validating", "in_progress", "cancelling"
 COMPLETED, CANCELLED, FAILED = "completed", "cancelled", "failed"
 STATUSES = (VALIDATING, IN_PROGRESS, CANCELLING, COMPLETED, CANCELLED, FAILED)
 OPEN = (IN_PROGRESS, CANCELLING)
-FINISHED_JOB_STATES = (S.COMPLETED.value, S.ERROR.value, S.CANCELLED.value, S.EXPIRED.value)
 MAX_CUSTOM_ID = 200
 ERRORS_SHOWN = 100  # invalid lines shown in the batch document (all: GET …/errors)
 
-# The endpoints a line may name: every JOB operation (POST), by its public path.
-ENDPOINTS: dict[str, Operation] = {op.path: op for ops in TABLES.values() for op in ops
-                                   if op.kind is Kind.JOB and op.method.upper() == "POST"}
+
+
+def job_endpoints(operations: Mapping[str, Operation]) -> dict[str, Operation]:
+    """The endpoints a line may name: every JOB operation (POST) of ``operations`` (the
+    providers' operation table, by name), by its public path."""
+    return {op.path: op for op in operations.values() if op.kind is Kind.JOB and op.method.upper() == "POST"}
 
 
 class TooManyLines(ValueError):
@@ -60,14 +64,14 @@ class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     on_invalid: Literal["reject", "skip"] = "reject"
-    webhook_url: str | None = Field(None, min_length=1, max_length=webhooks.MAX_URL_LENGTH)
+    webhook_url: str | None = Field(None, min_length=1, max_length=schemas.MAX_URL_LENGTH)
     # Per-job events to send to webhook_url besides the batch's final event.
     webhook_events: list[str] | None = None
 
     @field_validator("webhook_url")
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else webhooks._check_webhook_url(value, info)
+        return None if value is None else schemas.check_webhook_url(value, info)
 
     @field_validator("webhook_events", mode="before")
     @classmethod
@@ -81,7 +85,7 @@ class BatchOptions(BaseModel):
     def _events(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        return [e for e in webhooks.normalize_events(value, webhooks.ALL_EVENTS) if e in webhooks.JOB_EVENTS]
+        return [e for e in schemas.normalize_events(value, schemas.ALL_EVENTS) if e in schemas.JOB_EVENTS]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -107,8 +111,13 @@ def _invalid(line: int, custom_id: Any, errors: list[dict[str, Any]]) -> dict[st
     return {"line": line, "custom_id": custom_id if isinstance(custom_id, str) else None, "errors": errors}
 
 
-def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]:
-    """One request line → a ``Line`` or an error report ``{"line", "custom_id", "errors"}``."""
+def validate_item(line: int, item: Any, seen: set[str], operations: Mapping[str, Operation],
+                  endpoints: Mapping[str, Operation] | None = None) -> Line | dict[str, Any]:
+    """One request line → a ``Line`` or an error report ``{"line", "custom_id", "errors"}``.
+    ``operations``: the operation table by name; ``endpoints``: ``job_endpoints(operations)``
+    (computed here when not given)."""
+    if endpoints is None:
+        endpoints = job_endpoints(operations)
     if not isinstance(item, dict):
         return _invalid(line, None, [_err([], "each line must be a JSON object", "object_type")])
     errors: list[dict[str, Any]] = []
@@ -126,10 +135,10 @@ def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]
     if not isinstance(method, str) or method.upper() != "POST":
         errors.append(_err(["method"], "only POST is supported", "literal_error"))
     endpoint = item.get("endpoint", item.get("url"))
-    op = ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
+    op = endpoints.get(endpoint) if isinstance(endpoint, str) else None
     if op is None:
         errors.append(_err(["endpoint"], "endpoint is required (the path of a job endpoint, e.g. "
-                           f"{next(iter(ENDPOINTS), '')})" if endpoint is None else
+                           f"{next(iter(endpoints), '')})" if endpoint is None else
                            f"unknown endpoint {str(endpoint)[:200]!r}: not a POST job endpoint of this gateway",
                            "missing" if endpoint is None else "enum"))
     body = item.get("body")
@@ -145,10 +154,8 @@ def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]
         else:
             if op.alias_of is not None or op.inputs:
                 # The same step as the single endpoints: an alias becomes its canonical
-                # operation, base64 media are decoded and checked (core.media).
-                from core.media import prepare_request
-
-                op, params, problems = prepare_request(op, params, OPERATIONS)
+                # operation, base64 media are decoded and checked (core.media_inputs).
+                op, params, problems = prepare_request(op, params, operations)
                 errors += [_err(list(e["loc"]), e["msg"], e["type"]) for e in problems]
     if errors:
         return _invalid(line, custom_id, errors)
@@ -159,8 +166,9 @@ def validate_item(line: int, item: Any, seen: set[str]) -> Line | dict[str, Any]
 _NOT_JSON = object()
 
 
-def _collect(items: Iterable[tuple[int, Any]], max_lines: int) -> Parsed:
+def _collect(items: Iterable[tuple[int, Any]], max_lines: int, operations: Mapping[str, Operation]) -> Parsed:
     parsed, seen, count = Parsed(), set(), 0
+    endpoints = job_endpoints(operations)
     for line, item in items:
         count += 1
         if count > max_lines:
@@ -168,7 +176,7 @@ def _collect(items: Iterable[tuple[int, Any]], max_lines: int) -> Parsed:
         if isinstance(item, tuple) and len(item) == 2 and item[0] is _NOT_JSON:
             parsed.errors.append(_invalid(line, None, [_err([], f"not valid JSON: {item[1]}", "json_invalid")]))
             continue
-        result = validate_item(line, item, seen)
+        result = validate_item(line, item, seen, operations, endpoints)
         if isinstance(result, Line):
             parsed.lines.append(result)
         else:
@@ -187,17 +195,19 @@ def _jsonl_items(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, (_NOT_JSON, str(exc))
 
 
-def parse_jsonl(lines: Iterable[bytes | str] | BinaryIO, max_lines: int) -> Parsed:
-    """Validate a JSONL upload line by line (a file object is read as it goes); line numbers
-    are the file's, 1-based."""
-    return _collect(_jsonl_items(lines), max_lines)
+def parse_jsonl(lines: Iterable[bytes | str] | BinaryIO, max_lines: int,
+                operations: Mapping[str, Operation]) -> Parsed:
+    """Validate a JSONL upload line by line (a file object is read as it goes) against
+    ``operations`` (the operation table by name); line numbers are the file's, 1-based."""
+    return _collect(_jsonl_items(lines), max_lines, operations)
 
 
-def parse_requests(requests: Any, max_lines: int) -> Parsed:
-    """Validate ``{"requests": [...]}`` (line numbers are 1-based positions in the list)."""
+def parse_requests(requests: Any, max_lines: int, operations: Mapping[str, Operation]) -> Parsed:
+    """Validate ``{"requests": [...]}`` against ``operations`` (line numbers are 1-based
+    positions in the list)."""
     if not isinstance(requests, list):
         raise ValueError("requests must be a list of request lines")
-    return _collect(enumerate(requests, start=1), max_lines)
+    return _collect(enumerate(requests, start=1), max_lines, operations)
 
 
 # --------------------------------------------------------------------------- creating
@@ -322,7 +332,7 @@ def result_line(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
 def result_page(session: Session, batch_id: str, after: tuple[dt.datetime, str] | None,
                 limit: int) -> list[Job]:
     """Finished jobs of a batch in line order, after the (created_at, id) cursor."""
-    query = select(Job).where(Job.batch_id == batch_id, Job.status.in_(FINISHED_JOB_STATES))
+    query = select(Job).where(Job.batch_id == batch_id, Job.status.in_(values(FINISHED_OR_EXPIRED)))
     if after is not None:
         query = query.where(or_(Job.created_at > after[0], and_(Job.created_at == after[0], Job.id > after[1])))
     return list(session.scalars(query.order_by(Job.created_at, Job.id).limit(limit)))
@@ -335,7 +345,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
     session.refresh(batch, with_for_update=True)  # one cancel at a time; the sweeper skips it
     if batch.status != IN_PROGRESS:
         return 0
-    jobs.check_transition([S.QUEUED], S.CANCELLED)
+    check_transition([S.QUEUED], S.CANCELLED)
     now = utcnow()
     rows = session.execute(
         update(Job).where(Job.batch_id == batch.id, Job.status == S.QUEUED.value)
@@ -346,7 +356,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
         .returning(Job.id, Job.credit_cost).execution_options(synchronize_session=False)).all()
     credits.release_many(session, batch.tenant_id, [(r[0], r[1]) for r in rows],
                          note=f"batch {batch.id} cancelled")
-    webhooks.jobs_event(session, batch.tenant_id, [r[0] for r in rows], webhooks.JOB_FAILED)
+    outbox.jobs_event(session, batch.tenant_id, [r[0] for r in rows], schemas.JOB_FAILED)
     batch.status = CANCELLING
     batch.cancelled_at = now
     batch.updated_at = now
@@ -358,7 +368,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
 def close_finished(session: Session, limit: int, batch_id: str | None = None) -> list[tuple[str, str]]:
     """Open batches with no unfinished job left become completed / cancelled, and their final
     webhook event is recorded in the same transaction. Run by the sweeper."""
-    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.in_([s.value for s in ACTIVE]))
+    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.in_(values(ACTIVE)))
     query = select(Batch).where(Batch.status.in_(OPEN), ~unfinished)
     if batch_id is not None:
         query = query.where(Batch.id == batch_id)
@@ -371,8 +381,8 @@ def close_finished(session: Session, limit: int, batch_id: str | None = None) ->
         batch.status = CANCELLED if batch.status == CANCELLING else COMPLETED
         batch.finished_at = now
         batch.updated_at = now
-        webhooks.batch_event(session, batch, webhooks.BATCH_CANCELLED if batch.status == CANCELLED
-                             else webhooks.BATCH_COMPLETED)
+        outbox.batch_event(session, batch, schemas.BATCH_CANCELLED if batch.status == CANCELLED
+                             else schemas.BATCH_COMPLETED)
         closed.append((batch.id, batch.status))
     session.flush()
     return closed

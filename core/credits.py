@@ -1,6 +1,7 @@
 """Credits: a ledger in the database, settled in the same transaction as the job's move.
 
-* submit  → ``reserve``  (balance − cost, only if enough; else the API answers 406, no job)
+* submit  → a ``reserve`` row (balance − cost, only if enough; else the API answers 406, no job):
+  written by the intake (core/intake.py) for single requests, by ``reserve_many`` for batches
 * COMPLETED → ``capture`` (the reservation becomes a charge; balance unchanged)
 * ERROR / cancel → ``release`` (balance + cost): a failed job never costs the tenant
 * operator → ``grant``
@@ -16,6 +17,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core.jobs.states import ACTIVE, values
 from core.models import CreditEntry, Job, Tenant, utcnow
 
 
@@ -24,21 +26,6 @@ class InsufficientCredits(Exception):
         super().__init__(f"this request costs {cost} credit(s); {available} available")
         self.cost = cost
         self.available = available
-
-
-async def reserve(session: AsyncSession, tenant_id: str, job_id: str, cost: int) -> int:
-    """Take ``cost`` from the balance for ``job_id``; returns the balance left."""
-    balance = await session.scalar(
-        update(Tenant).where(Tenant.id == tenant_id, Tenant.credits >= cost)
-        .values(credits=Tenant.credits - cost).returning(Tenant.credits)
-    )
-    if balance is None:
-        available = await session.scalar(select(Tenant.credits).where(Tenant.id == tenant_id))
-        raise InsufficientCredits(cost, int(available or 0))
-    await session.execute(insert(CreditEntry).values(
-        tenant_id=tenant_id, job_id=job_id, kind="reserve", amount=cost, balance_after=balance,
-        note="", created_at=utcnow()))
-    return int(balance)
 
 
 _TENANTS = Tenant.__table__
@@ -72,11 +59,9 @@ def grant(session: Session, tenant_id: str, amount: int, note: str = "") -> int:
 
 async def reserved(session: AsyncSession, tenant_id: str) -> int:
     """Credits held by unfinished jobs."""
-    from core.models import ACTIVE
-
     value = await session.scalar(
         select(func.coalesce(func.sum(Job.credit_cost), 0))
-        .where(Job.tenant_id == tenant_id, Job.status.in_([s.value for s in ACTIVE])))
+        .where(Job.tenant_id == tenant_id, Job.status.in_(values(ACTIVE))))
     return int(value or 0)
 
 

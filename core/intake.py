@@ -28,9 +28,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.credits import InsufficientCredits
-from core.models import CreditEntry, Job, JobStatus, Tenant, new_id, utcnow
+from core.jobs.states import JobStatus
+from core.models import CreditEntry, Job, Tenant, new_id, utcnow
 from core.tenants import Principal
-from core.webhooks import JobOptions, subscribe_job
+from core.webhooks.outbox import subscribe_job
+from core.webhooks.schemas import JobOptions
 from providers.base import Operation
 
 log = logging.getLogger(__name__)

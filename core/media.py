@@ -1,24 +1,9 @@
-"""Media inputs: base64 checked at intake, URLs fetched SSRF-safely by the worker.
+"""Media files: what one is, read without decoding it.
 
-Vision Studio takes media three ways (INVENTORY §2.3): a v2-style field that is a URL *or*
-base64 (``image``, ``mask``), a v1-style pair (``image_url`` + ``image_file``, the URL winning),
-and URL-only fields (Bria's ``video``). An operation declares its media fields as
-``providers.base.MediaInput`` rows; this module applies them:
-
-* ``check_inputs(op, params)`` — the API, before a job exists. Every *base64* value (with or
-  without a ``data:<type>;base64,`` prefix) is decoded and opened: it must be a real image of an
-  allowed format (JPEG/PNG/WEBP for Bria) within the limits its media row declares
-  (``providers.base.MediaLimits``: bytes, pixels, longest side; for videos also duration).
-  Returns FastAPI-style error items (``loc`` = the field), so a bad input is a 422 naming the
-  field and the limit. URLs are *not* fetched here: the API never makes outbound requests on a
-  client's behalf.
-* ``resolve_inputs(op, params, ...)`` — the worker, just before ``provider.submit``. URL values
-  are fetched through ``core.netguard`` (public addresses only, checked at connect time, capped in
-  size and time), checked like base64 inputs, and replaced by the raw base64 of the bytes
-  fetched; base64 values lose their ``data:`` prefix (Bria wants the raw string). Video URLs are
-  fetched and probed the same way but passed on as URLs (Bria's video endpoint takes only a
-  public URL). Failures raise ``providers.base.Permanent`` (bad input: the job ends in ERROR
-  with a message naming the field) or ``Retryable`` (a timeout or 5xx from the input's host).
+Base64 (with or without a ``data:<type>;base64,`` prefix) is decoded strictly, and an image or a
+video is checked against a ``providers.base.MediaInput`` row: an allowed format, within the
+limits the row declares (``providers.base.MediaLimits``: bytes, pixels, longest side; for videos
+also duration). core/media_inputs.py applies these checks to the media fields of a request.
 
 Nothing here decodes pixels. Sizes come from the image's header (``open_header``) or the video's
 container metadata and are checked against the limits before anything else reads the file, so a
@@ -26,12 +11,6 @@ small file declaring a huge image (a decompression bomb) is refused without cost
 worker's upstream builders only read headers too. Pillow's own guard is set to the largest image
 any operation handles and made an error instead of a warning (``harden_pillow``), for any decode
 these checks do not cover.
-
-Why forward fetched images as base64 instead of passing the URL through: Bria would otherwise
-fetch the URL a second time, so what it processes could differ from what we checked (the host
-may serve something else), a URL reachable only from our network (allow-listed for development)
-would fail upstream with an unclear error, and Bria would become a fetcher for arbitrary URLs on
-our account. Bria accepts base64 for every image field, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -43,11 +22,11 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from providers.base import MediaInput, Operation, Permanent, Retryable
+from providers.base import MediaInput
 
 _DATA_PREFIX = re.compile(r"^data:([A-Za-z0-9.+/-]*)((?:;[A-Za-z0-9.+=-]+)*);base64,", re.IGNORECASE)
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
@@ -122,7 +101,8 @@ def decode_base64(value: str) -> bytes:
         raise MediaError("base64_invalid", f"invalid base64: {exc}") from None
 
 
-def _mb(n: int) -> str:
+def mb(n: int) -> str:
+    """12582912 → "12 MB"; below a megabyte, bytes."""
     return f"{n / (1024 * 1024):g} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
@@ -153,7 +133,7 @@ def inspect_image(data: bytes, spec: MediaInput, params: dict[str, Any] | None =
     """Check ``data`` against ``spec``: bytes, then format and size from the header, then the
     whole file's structure (``verify``: chunk checksums, no pixel decoding); raises ``MediaError``."""
     if len(data) > spec.max_bytes:
-        raise MediaError("media_too_large", f"the image is {len(data)} bytes; the limit is {_mb(spec.max_bytes)}")
+        raise MediaError("media_too_large", f"the image is {len(data)} bytes; the limit is {mb(spec.max_bytes)}")
     try:
         with open_header(data) as img:
             fmt, (width, height), mode = img.format or "", img.size, img.mode
@@ -188,7 +168,7 @@ def inspect_video(data: bytes, spec: MediaInput) -> MediaInfo:
     import av  # PyAV ships its own FFmpeg build
 
     if len(data) > spec.max_bytes:
-        raise MediaError("media_too_large", f"the video is {len(data)} bytes; the limit is {_mb(spec.max_bytes)}")
+        raise MediaError("media_too_large", f"the video is {len(data)} bytes; the limit is {mb(spec.max_bytes)}")
     try:
         with av.open(io.BytesIO(data), mode="r", options=_VIDEO_PROBE_OPTIONS) as container:
             if not container.streams.video:
@@ -241,137 +221,3 @@ def _first_packets(container: Any, stream: Any, limit: int = 16) -> Iterator[Any
 
 def inspect(data: bytes, spec: MediaInput, params: dict[str, Any] | None = None) -> MediaInfo:
     return inspect_video(data, spec) if spec.kind == "video" else inspect_image(data, spec, params)
-
-
-def _values(params: dict[str, Any], spec: MediaInput) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    value = params.get(spec.field)
-    if value is None:
-        return
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, str):
-                yield (spec.field, i), item
-    elif isinstance(value, str):
-        yield (spec.field,), value
-
-
-# --------------------------------------------------------------------------- intake (API)
-def check_inputs(op: Operation, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Validation errors (FastAPI's shape, ``loc`` starting with "body") for the base64 media
-    inputs of ``params``; URLs are left to the worker. Empty list = all good."""
-    errors: list[dict[str, Any]] = []
-    for spec in op.inputs:
-        for loc, value in _values(params, spec):
-            if is_url(value):
-                continue
-            name = ".".join(str(p) for p in loc)
-            if spec.url_only:
-                errors.append(_error(loc, "url_required", f"{name} must be an http(s) URL"))
-                continue
-            try:
-                inspect(decode_base64(value), spec, params)
-            except MediaError as exc:
-                errors.append(_error(loc, exc.code, f"{name}: {exc.message}"))
-    return errors
-
-
-def _error(loc: tuple[str | int, ...], code: str, message: str) -> dict[str, Any]:
-    return {"type": code, "loc": ("body", *loc), "msg": message, "input": None}
-
-
-# --------------------------------------------------------------------------- worker
-Fetch = Callable[..., tuple[bytes, "str | None"]]
-
-
-def _default_fetch() -> Fetch:
-    from core import netguard  # another module's contract: fetch(url, *, allow_hosts, max_bytes, timeout)
-
-    return netguard.fetch
-
-
-def fetch_error(field: str, url: str, exc: Exception) -> Exception:
-    """Classify a failed fetch of a client's input URL: a refused address, an HTTP 4xx, a
-    redirect, an oversized body or an unreachable host are the client's problem (Permanent); a
-    timeout, 429 or 5xx from the input's host may pass (Retryable, bounded by the job's attempts)."""
-    import httpx
-
-    from core.netguard import Blocked, FetchError
-
-    if isinstance(exc, Blocked):
-        return Permanent(f"{field}: the URL {url} may not be fetched: {exc}", code="input_url_blocked")
-    status = getattr(exc, "status_code", None)
-    timed_out = isinstance(exc, httpx.TimeoutException) or isinstance(exc.__cause__, httpx.TimeoutException)
-    if timed_out or (status is not None and (status >= 500 or status == 429)):
-        return Retryable(f"{field}: could not fetch {url}: {exc}", code="input_fetch_failed")
-    if isinstance(exc, (FetchError, httpx.HTTPError)):
-        return Permanent(f"{field}: could not fetch {url}: {exc}", code="input_fetch_failed")
-    return Permanent(f"{field}: could not fetch {url}: {type(exc).__name__}: {exc}", code="input_fetch_failed")
-
-
-def resolve_inputs(op: Operation, params: dict[str, Any], *, allow_hosts: tuple[str, ...] = (),
-                   timeout: float = 10.0, fetch: Fetch | None = None) -> dict[str, Any]:
-    """The params with every media input ready for the upstream: image URLs fetched, checked and
-    replaced by raw base64; base64 values stripped of a ``data:`` prefix; video URLs fetched,
-    probed and kept. Raises ``Permanent`` / ``Retryable``; ``params`` itself is not modified."""
-    if not op.inputs:
-        return params
-    out = dict(params)
-    for spec in op.inputs:
-        value = params.get(spec.field)
-        if value is None:
-            continue
-        items = value if isinstance(value, list) else [value]
-        resolved = []
-        for i, item in enumerate(items):
-            name = f"{spec.field}[{i}]" if isinstance(value, list) else spec.field
-            resolved.append(_resolve_one(name, item, spec, params, allow_hosts, timeout, fetch))
-        out[spec.field] = resolved if isinstance(value, list) else resolved[0]
-    return out
-
-
-def _resolve_one(name: str, value: Any, spec: MediaInput, params: dict[str, Any], allow_hosts: tuple[str, ...],
-                 timeout: float, fetch: Fetch | None) -> Any:
-    if not isinstance(value, str):
-        return value
-    if not is_url(value):
-        try:
-            data = decode_base64(value)
-            inspect(data, spec, params)
-        except MediaError as exc:  # intake checks this already; a job may predate a limit change
-            raise Permanent(f"{name}: {exc.message}", code=exc.code) from None
-        return base64.b64encode(data).decode("ascii") if spec.kind == "image" else value
-    fetcher = fetch or _default_fetch()
-    try:
-        data, _content_type = fetcher(value, allow_hosts=allow_hosts, max_bytes=spec.max_bytes, timeout=timeout)
-    except Exception as exc:
-        raise fetch_error(name, value, exc) from None
-    try:
-        inspect(data, spec, params)
-    except MediaError as exc:
-        raise Permanent(f"{name} ({value}): {exc.message}", code=exc.code) from None
-    if spec.url_only or (spec.kind == "video" and not spec.as_data):
-        return value  # Bria takes only public URLs for video
-    if spec.kind == "video":  # the upstream gets the checked bytes (e.g. frames sampled from them)
-        return base64.b64encode(data).decode("ascii")
-    return base64.b64encode(data).decode("ascii")
-
-
-# --------------------------------------------------------------------------- whole request (API, batches)
-def prepare_request(op: Operation, params: dict[str, Any], operations: dict[str, Operation]
-                    ) -> tuple[Operation, dict[str, Any], list[dict[str, Any]]]:
-    """The operation that really runs, its params and any errors (FastAPI's shape, ``loc``
-    starting with "body"): an alias's params are normalised into its canonical operation's (and
-    validated by that model, so the reference's limits apply to aliases too), then the media
-    inputs are checked. Synchronous: call it off the event loop. Every path that creates jobs
-    (single requests, batches) must go through this, so no job is ever an alias's."""
-    from pydantic import ValidationError
-
-    if op.alias_of is not None:
-        try:
-            params = op.normalize(params) if op.normalize else params
-        except ValidationError as exc:
-            return op, params, [{"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"],
-                                 "input": e.get("input"), **({"ctx": e["ctx"]} if "ctx" in e else {})}
-                                for e in exc.errors(include_url=False)]
-        op = operations[op.alias_of]
-    return op, params, check_inputs(op, params)

@@ -1,9 +1,11 @@
-"""Tables. The job row is the truth about a job; the broker is only a doorbell."""
+"""Tables. The job row is the truth about a job; the broker is only a doorbell.
+
+A provider plug-in that keeps records of its own declares its tables on its own metadata
+(``Plugin.metadata``: Bria's tailored generation, providers/bria/tailored/tables.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from typing import Any
 
@@ -20,20 +22,14 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.jobs.states import JobStatus
 from core.secretbox import SealedText
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
+from providers.plugin import NAMING_CONVENTION
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -67,9 +63,21 @@ class UTCDateTime(TypeDecorator):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+# Conditions of the jobs table's partial indexes (migrations 0005 and 0007).
+_HELD = text("status = 'QUEUED' AND held_at IS NOT NULL")
+_UNRELEASED = text("status = 'QUEUED' AND held_at IS NOT NULL AND published_at IS NULL")
+_DUE = text("status = 'QUEUED' AND held_at IS NULL")
+_ACTIVE_SINGLE = text("status IN ('QUEUED', 'RUNNING', 'SUBMITTED') AND batch_id IS NULL")
+_ACTIVE_BATCH_STARTED = text("status IN ('QUEUED', 'RUNNING', 'SUBMITTED') AND batch_id IS NOT NULL "
+                             "AND started_at IS NOT NULL")
+
+
+def _partial(name: str, *columns: str, where: Any) -> Index:
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Tenant(Base):
@@ -100,20 +108,6 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class JobStatus(str, enum.Enum):
-    QUEUED = "QUEUED"  # persisted; waiting for a worker (run_at says from when)
-    RUNNING = "RUNNING"  # claimed by a worker that is submitting upstream (lease_until)
-    SUBMITTED = "SUBMITTED"  # upstream task(s) running; polled when run_at is due
-    COMPLETED = "COMPLETED"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"  # retention passed: files deleted, reads as 404
-
-
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUBMITTED)
-FINAL = (JobStatus.COMPLETED, JobStatus.ERROR, JobStatus.CANCELLED, JobStatus.EXPIRED)
-
-
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -126,6 +120,15 @@ class Job(Base):
         Index("ix_jobs_provider_status", "provider", "status"),
         # Batches: a batch's jobs by state (progress, completion, cancel, results).
         Index("ix_jobs_batch_status", "batch_id", "status"),
+        # The waiting line (released but unclaimed, the line, the never released) and the
+        # sweeper's scans (due starts, overdue single and started batch jobs): each reads only
+        # the rows it can act on, however many jobs a big batch leaves waiting.
+        _partial("ix_jobs_held_published", "tenant_id", "published_at", where=_HELD),
+        _partial("ix_jobs_held_line", "tenant_id", "created_at", where=_HELD),
+        _partial("ix_jobs_held_unreleased", "tenant_id", "created_at", where=_UNRELEASED),
+        _partial("ix_jobs_due_starts", "run_at", where=_DUE),
+        _partial("ix_jobs_active_single_created", "created_at", where=_ACTIVE_SINGLE),
+        _partial("ix_jobs_active_batch_started", "started_at", where=_ACTIVE_BATCH_STARTED),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -313,88 +316,3 @@ class WebhookAttempt(Base):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)  # first 1 KiB
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     signatures: Mapped[int] = mapped_column(Integer, default=1)
-
-
-# --------------------------------------------------------------------------- tailored generation (LoRA)
-# One upstream Bria key serves every tenant, so the gateway keeps its own record of each tailored
-# project, dataset, image and model: the tenant it belongs to, the integer id clients see (as in
-# the Vision Studio reference) and the upstream Bria id it mirrors. Every read and write is
-# scoped by tenant_id (core/lora.py); another tenant's id is simply not found.
-class LoraProject(Base):
-    __tablename__ = "lora_projects"
-    __table_args__ = (Index("ix_lora_projects_tenant_id", "tenant_id", "id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    upstream_id: Mapped[str] = mapped_column(String(64))
-    project_name: Mapped[str] = mapped_column(String(255))
-    project_description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    ip_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    ip_description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    ip_medium: Mapped[str] = mapped_column(String(32))
-    ip_type: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32), default="active")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class LoraDataset(Base):
-    __tablename__ = "lora_datasets"
-    __table_args__ = (Index("ix_lora_datasets_tenant_project", "tenant_id", "project_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    project_id: Mapped[int] = mapped_column(ForeignKey("lora_projects.id", ondelete="CASCADE"))
-    upstream_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(255))
-    caption_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | completed
-    # Bria's bulk re-caption state: empty | in_progress | completed
-    captions_update_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class LoraImage(Base):
-    __tablename__ = "lora_images"
-    __table_args__ = (Index("ix_lora_images_tenant_dataset", "tenant_id", "dataset_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("lora_datasets.id", ondelete="CASCADE"))
-    upstream_id: Mapped[str] = mapped_column(String(64))
-    image_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    caption: Mapped[str | None] = mapped_column(Text, nullable=True)
-    caption_source: Mapped[str | None] = mapped_column(String(16), nullable=True)  # automatic | manual
-    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class LoraModel(Base):
-    __tablename__ = "lora_models"
-    __table_args__ = (Index("ix_lora_models_tenant_project", "tenant_id", "project_id"),
-                      Index("ix_lora_models_status", "status"))
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    project_id: Mapped[int] = mapped_column(ForeignKey("lora_projects.id", ondelete="CASCADE"))
-    # The dataset it was trained on; NULL once that dataset is deleted (the model stays usable).
-    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("lora_datasets.id", ondelete="SET NULL"),
-                                                   nullable=True)
-    upstream_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(255))
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    training_version: Mapped[str] = mapped_column(String(16))  # light | max
-    # Bria's model status: Created | InProgress | Completed | Failed | Stopping | Stopped
-    status: Mapped[str] = mapped_column(String(16), default="Created")
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    training_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    training_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    status_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

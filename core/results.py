@@ -10,8 +10,8 @@ import datetime as dt
 import math
 from typing import Any
 
-from core.jobs import public_status
-from core.models import Job, JobStatus, utcnow
+from core.jobs.states import JobStatus, public_status
+from core.models import Job, utcnow
 from core.settings import Settings
 from core.signing import sign_url
 

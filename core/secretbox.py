@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Text, TypeDecorator
 
+from core.settings import get_settings
+
 PREFIX = "v1:"
 _SALT = b"visiongate/secretbox"
 _INFO = b"visiongate v1 webhook signing secrets"
@@ -40,8 +42,6 @@ def _fernet(secret_key: str) -> Fernet:
 
 
 def _current_key() -> str:
-    from core.settings import get_settings
-
     return get_settings().secret_key
 
 

@@ -17,6 +17,9 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.plans import PlanLimits, plan_grid
+from providers.plugin import UpstreamDefaults
+
 DEV_SECRET = "dev-insecure-secret-change-me"
 # Outside the embedded default the secret key must be at least this long (and not DEV_SECRET).
 MIN_SECRET_LENGTH = 32
@@ -122,7 +125,7 @@ class Settings(BaseSettings):
     outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="VISIONGATE_OUTBOUND_ALLOW_HOSTS")
 
-    # Webhooks (core/webhooks.py). Delays in seconds before attempt 1, 2, …, measured from the
+    # Webhooks (core/webhooks/retry.py). Delays in seconds before attempt 1, 2, …, measured from the
     # previous attempt (the first from the event); one attempt per entry. Svix's schedule.
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
@@ -226,10 +229,13 @@ class Settings(BaseSettings):
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
 
-    @property
-    def plan_grid(self):  # noqa: ANN201 - dict[str, PlanLimits]
-        from core.plans import plan_grid
+    def upstream_defaults(self) -> UpstreamDefaults:
+        """What every provider adapter, and every provider route, is told about upstreams."""
+        return UpstreamDefaults(simulator_url=self.simulator_url, timeout_seconds=self.upstream_timeout_seconds,
+                                max_download_bytes=self.max_download_bytes)
 
+    @property
+    def plan_grid(self) -> dict[str, PlanLimits]:
         return plan_grid(self.plans)
 
 

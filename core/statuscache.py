@@ -29,11 +29,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from core.jobs import is_visible
-from core.models import Job, JobStatus, utcnow
+from core.jobs.states import FINISHED, is_visible, values
+from core.models import Job, utcnow
 from core.notify import ALL
 
-FINAL = frozenset({JobStatus.COMPLETED.value, JobStatus.ERROR.value, JobStatus.CANCELLED.value})
+FINISHED_VALUES = frozenset(values(FINISHED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +58,10 @@ class StatusEntry:
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL
+        return self.status in FINISHED_VALUES
 
     def visible_to(self, tenant_id: str, provider: str | None, now: dt.datetime | None = None) -> bool:
-        """``core.jobs.is_visible`` (tenant, not expired) and, if given, the provider."""
+        """``core.jobs.states.is_visible`` (tenant, not expired) and, if given, the provider."""
         return (provider is None or self.provider == provider) and is_visible(self, tenant_id, now)
 
 

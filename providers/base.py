@@ -168,7 +168,7 @@ class MediaInput:
     """One request field that carries media (a URL, base64, or a list of them).
 
     The API checks base64 values at intake (decodable, a real image of an allowed format, within
-    the limits) and the worker fetches URL values SSRF-safely before ``submit``; see core/media.py.
+    the limits) and the worker fetches URL values SSRF-safely before ``submit``; see core/media_inputs.py.
     ``kind`` is "image" or "video"; ``url_only`` fields are passed on as URLs after the check.
 
     ``limits`` defaults to ``IMAGE_LIMITS`` / ``VIDEO_LIMITS`` by kind; ``max_bytes``,
@@ -207,7 +207,6 @@ class MediaInput:
 class Kind(str, enum.Enum):
     JOB = "job"  # long-running: persisted, queued, polled
     QUICK = "quick"  # inline request/response
-    CRUD = "crud"  # resource management
 
 
 @dataclass(frozen=True)
@@ -248,12 +247,14 @@ class Operation:
     # canonical model). Aliases are routed (marked deprecated) but never become jobs themselves.
     alias_of: str | None = None
     normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    # Intake step that needs the database: ``await resolve(params, tenant_id, session)`` returns
-    # the params to store (e.g. a tenant's tailored model id replaced by the upstream one) or
-    # raises ``InvalidRequest``. Called by the API after validation, before the job exists.
+    # Intake step that needs the database: ``await resolve(params, tenant_id, session, defaults)``
+    # returns the params to store (e.g. a tenant's tailored model id replaced by the upstream
+    # one) or raises ``InvalidRequest``. ``defaults`` are the host's ``UpstreamDefaults``
+    # (providers.plugin), for a hook that asks the upstream. Called by the API after validation,
+    # before the job exists.
     # Paths that create jobs without it (batches) must not run such an operation blindly: the
     # operation's own ``build``/``route`` refuse params that were not resolved.
-    resolve: Callable[[dict[str, Any], str, Any], Awaitable[dict[str, Any]]] | None = None
+    resolve: Callable[[dict[str, Any], str, Any, Any], Awaitable[dict[str, Any]]] | None = None
 
 
 def one_per_output(params: dict[str, Any]) -> int:

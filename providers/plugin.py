@@ -14,7 +14,10 @@ provider. A package declares:
 * ``simulator``   – an ASGI app factory speaking the provider's real protocol, mounted by the one
   simulator process at ``simulator_path``;
 * ``dialect``     – how its jobs look to clients (status route, synchronous answers);
-* ``routers``     – extra API routes the provider owns (built with the host's ``RouteKit``).
+* ``routers``     – ``routers(kit) -> [APIRouter, …]``: extra API routes the provider owns, built
+  with what the host hands it (``RouteKit``); the API mounts every plugin's;
+* ``metadata``    – the SQLAlchemy ``MetaData`` of the records the provider keeps itself (its
+  tables are made by the host's migrations, which compare them with this metadata).
 
 Like ``providers.base`` this module imports nothing of ours but the port.
 """
@@ -22,9 +25,20 @@ Like ``providers.base`` this module imports nothing of ours but the port.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
 
-from providers.base import Finished, Operation
+from providers.base import Finished, MediaInput, Operation
+
+
+# Constraint and index names of every table, the host's and the plugins' (``Plugin.metadata``), so
+# that a migration names a plugin's constraints as the host names its own.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 @dataclass(frozen=True)
@@ -79,17 +93,36 @@ class AsyncProvider(Protocol):
 @dataclass(frozen=True)
 class RouteKit:
     """What a provider's own routes get from the host (the API), so the provider imports
-    nothing of it: FastAPI dependency aliases for the caller (``Principal`` after the
-    endpoint or read rate limit), a database session, the settings, and the error type the
-    API renders in the error envelope (``error(status, message, code=…, **extra)``)."""
+    nothing of it.
+
+    * ``endpoint_principal`` / ``read_principal``: FastAPI dependency aliases (``Annotated``) for
+      the calling tenant (``.tenant_id``), after the endpoint's or the reads' rate limit;
+    * ``session``: a dependency alias for a database session (an SQLAlchemy ``AsyncSession``);
+    * ``defaults``: what the host tells every adapter (``UpstreamDefaults``: the simulator's
+      address, the timeout);
+    * ``route_class``: the API's route class (request bodies read strictly);
+    * ``error(status, message, code=…, **extra)``: an exception the API answers in its error
+      envelope; ``success(result)``: the API's success envelope;
+    * ``call_upstream(fn, *args, who=…, missing_ok=False, **kw)``: a synchronous upstream call,
+      run off the event loop, its ``UpstreamError`` answered as the API answers them (429 with
+      Retry-After, 502, 504, a refused input 422, a state conflict 409); with ``missing_ok`` an
+      upstream 404 answers None;
+    * ``fetch_media(url, spec)`` / ``decode_media(value, spec)``: a client's media from a URL
+      (fetched SSRF-safely) or from base64, checked against ``spec`` (a ``MediaInput``):
+      ``(bytes, info)`` (``info.format``, ``.width``, ``.height``, ``.size``), or
+      ``InvalidRequest`` naming ``spec.field``. Synchronous: run them in a thread.
+    """
 
     endpoint_principal: Any
     read_principal: Any
     session: Any
-    settings: Any
+    defaults: UpstreamDefaults
     route_class: Any
     error: Callable[..., Exception]
-    call_upstream: Callable[..., Any]
+    success: Callable[[Any], Any]
+    call_upstream: Callable[..., Awaitable[Any]]
+    fetch_media: Callable[[str, MediaInput], tuple[bytes, Any]]
+    decode_media: Callable[[Any, MediaInput], tuple[bytes, Any]]
 
 
 @dataclass(frozen=True)
@@ -102,6 +135,7 @@ class Plugin:
     simulator_path: str = ""
     dialect: Dialect = field(default_factory=Dialect)
     routers: Callable[[RouteKit], list[Any]] | None = None
+    metadata: Any = None  # sqlalchemy.MetaData of the plugin's own tables
     # Our own default throttle towards the upstream ({"rpm": …, "concurrency": …});
     # VISIONGATE_UPSTREAM_LIMITS overrides it per provider.
     upstream_limits: Mapping[str, Any] = field(default_factory=dict)

@@ -12,7 +12,7 @@ learns, per provider operation, how long its tasks run *at least*:
   barely moves it), so it sits near the *short* end of what the operation takes;
 * no check of a task goes out before ``LEAD`` × the estimate (a little early, so a task
   shorter than the estimate is missed by little); after that the normal schedule applies
-  (``jobs.next_poll_delay``: about a tenth of the age), so a task is noticed within one poll
+  (``core.jobs.timing.next_poll_delay``: about a tenth of the age), so a task is noticed within one poll
   interval of finishing, as without the estimate.
 
 Each task counts once (when it finishes), so a long tail of slow tasks, polled many times,

@@ -3,9 +3,9 @@
 * ``start(job_id)``  – claim the job (a duplicate message finds nothing), submit upstream.
 * ``poll(job_ids)``  – a batch of jobs: one status request per unfinished upstream task (many at
   once, in a shared I/O pool), one transaction for the jobs still running; finish the done ones.
-* ``sweep()``        – dispatch due polls (in batches, on the provider's poll queue), publish due/unclaimed starts, recover jobs whose
-  worker died, fail jobs past their deadline. Run by beat every second; safe to overlap.
-* ``expire()``       – delete result files past retention; the job then reads as 404.
+
+The sweeper (``sweep``, ``expire``) is workers/sweeper.py; storing a finished job's outputs,
+workers/outputs.py; what every step needs, workers/context.py (``Context``).
 
 Every failure is classified by the provider as RateLimited / Retryable / Permanent, so this
 module never looks at HTTP.
@@ -15,109 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, NamedTuple
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
-from PIL import Image
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import sessionmaker
 
-from core import jobs, media
-from core.models import Job, JobStatus, Tenant, utcnow
-from core.plans import limits_for
-from core.notify import Notifier
-from core.settings import Settings
-from core.storage import LocalStorage
-from providers.base import (
-    Operation,
-    Failed,
-    Finished,
-    Output,
-    Pending,
-    Provider,
-    RateLimited,
-    Retryable,
-    Submitted,
-    UpstreamError,
-    UpstreamTask,
-)
+from core import media_inputs
+from core.jobs import claims, moves, sweeps, timing
+from core.jobs.states import JobStatus
+from core.models import Job, utcnow
+from providers.base import (Failed, Finished, Output, Pending, Provider, RateLimited, Retryable, Submitted,
+                            UpstreamError, UpstreamTask)
 from providers.plugin import AsyncProvider
-from providers.registry import OPERATIONS
-from workers.inflight import InFlight
-from workers.pacing import INLINE_BELOW, FirstCheck
-from workers.throttle import Throttle
+from workers.context import Context
+from workers.outputs import finish
+from workers.pacing import INLINE_BELOW
+from workers.throttle import ClaimThrottle
 
 log = logging.getLogger(__name__)
-
-# (task name, job id or list of ids, queue[, countdown=seconds])
-Publish = Callable[..., None]
-
-EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
-              "image/svg+xml": ".svg", "video/mp4": ".mp4", "audio/wav": ".wav",
-              "audio/x-wav": ".wav", "audio/mpeg": ".mp3", "application/json": ".json",
-              "video/webm": ".webm", "video/x-matroska": ".mkv", "video/quicktime": ".mov",
-              "video/x-msvideo": ".avi", "image/gif": ".gif", "application/zip": ".zip"}
-
-
-def _same_queue(provider: str) -> str:
-    return provider
-
-
-@dataclass
-class Context:
-    settings: Settings
-    sessions: sessionmaker
-    storage: LocalStorage
-    notifier: Notifier
-    providers: dict[str, Provider]
-    publish: Publish
-    throttle: Throttle | None = None
-    start_task: str = "visiongate.start"
-    poll_task: str = "visiongate.poll"
-    poll_queue: Callable[[str], str] = _same_queue
-    pacing: FirstCheck | None = None  # built from the settings when not given
-    inflight: InFlight | None = None  # slow synchronous upstreams' calls (workers/inflight.py)
-    operations: dict[str, Operation] = field(default_factory=lambda: dict(OPERATIONS))
-    _closed: bool = field(default=False, repr=False)
-    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
-    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.pacing is None:
-            self.pacing = FirstCheck(self.settings.first_poll_seconds, self.settings.job_timeout_seconds,
-                                     cold_after=self.settings.poll_interval_seconds)
-
-    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        """``fn`` over ``items`` in the process's shared I/O pool (in order); inline for one."""
-        if len(items) <= 1:
-            return [fn(item) for item in items]
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max(1, self.settings.poll_concurrency),
-                                                thread_name_prefix="upstream-io")
-        return list(self._pool.map(fn, items))
-
-    def has_async(self) -> bool:
-        return any(isinstance(p, AsyncProvider) for p in self.providers.values())
-
-    def concurrency(self, tenant: Tenant) -> int:
-        """The tenant's cap on jobs running upstream at once (plan grid + overrides)."""
-        return limits_for(self.settings.plan_grid, tenant.plan, tenant.limits).concurrency
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        if self.inflight is not None:
-            self.inflight.close([p.aclose for p in self.providers.values() if isinstance(p, AsyncProvider)])
-        for provider in self.providers.values():
-            if not isinstance(provider, AsyncProvider):
-                provider.close()
-        self._closed = True
-
 
 # --------------------------------------------------------------------------- start
 def start(ctx: Context, job_id: str, queue: str | None = None) -> None:
@@ -139,7 +55,7 @@ def start(ctx: Context, job_id: str, queue: str | None = None) -> None:
     provider = ctx.providers[job.provider]
     try:
         # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
-        params = media.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
+        params = media_inputs.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
                                       timeout=s.upstream_timeout_seconds)
         if isinstance(provider, AsyncProvider):  # no in-flight runner (tests): one call inline
             outcome: Any = asyncio.run(provider.run(op, params))
@@ -167,7 +83,7 @@ def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
             return
         op = ctx.operations[job.operation]
         try:
-            params = media.resolve_inputs(op, job.params, allow_hosts=tuple(s.outbound_allow_hosts),
+            params = media_inputs.resolve_inputs(op, job.params, allow_hosts=tuple(s.outbound_allow_hosts),
                                           timeout=s.upstream_timeout_seconds)
         except Exception as exc:  # noqa: BLE001
             _submitted(ctx, job, provider, exc)
@@ -178,11 +94,11 @@ def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
                         lambda outcome: _submitted(ctx, job, provider, outcome))
 
 
-def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> None:
+def _submitted(ctx: Context, job: claims.Claimed, provider: Any, outcome: Any) -> None:
     """What the upstream's answer to a submit (or the exception it raised) does to the job."""
     s, job_id, attempts, tenant_id = ctx.settings, job.id, job.attempts, job.tenant_id
     if isinstance(outcome, RateLimited):
-        delay = outcome.retry_after if outcome.retry_after is not None else jobs.backoff(
+        delay = outcome.retry_after if outcome.retry_after is not None else timing.backoff(
             attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         log.info("start %s: upstream rate limited; retry in %.1fs", job_id, delay)
         _requeue(ctx, job_id, delay, refund=True)
@@ -191,7 +107,7 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
         if attempts >= s.max_start_attempts:
             _fail(ctx, job_id, outcome.code, f"{outcome.message} (after {attempts} attempts)")
             return
-        delay = jobs.backoff(attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
+        delay = timing.backoff(attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         log.info("start %s: %s; retry %d in %.1fs", job_id, outcome.message, attempts, delay)
         _requeue(ctx, job_id, delay)
         return
@@ -203,7 +119,7 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
         if attempts >= s.max_start_attempts:
             _fail(ctx, job_id, "internal_error", f"the gateway could not submit the job: {outcome}")
         else:
-            _requeue(ctx, job_id, jobs.backoff(attempts, s.retry_backoff_base_seconds,
+            _requeue(ctx, job_id, timing.backoff(attempts, s.retry_backoff_base_seconds,
                                                s.retry_backoff_max_seconds))
         return
 
@@ -213,7 +129,7 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
         with ctx.sessions.begin() as session:
             # The sweeper polls at run_at: the first check itself when it is a poll interval or
             # more away, else the safety net of the early check below (lost message, crash).
-            submitted_at = jobs.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
+            submitted_at = moves.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
             released = _held_to_release(ctx, session, tenant_id)
         _publish_starts(ctx, released)
         if submitted_at is None:
@@ -231,64 +147,39 @@ def _submitted(ctx: Context, job: jobs.Claimed, provider: Any, outcome: Any) -> 
     with ctx.sessions.begin() as session:
         released = _held_to_release(ctx, session, tenant_id)
     _publish_starts(ctx, released)
-    _finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
+    finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
 
 
-def _claim(ctx: Context, job_id: str) -> jobs.Claimed | None:
+def _claim(ctx: Context, job_id: str) -> claims.Claimed | None:
     """Claim the job within the tenant's and our upstream limits; None: nothing to do now."""
-    job = jobs.claim(ctx.sessions, job_id, ctx.settings.start_lease_seconds, ctx.concurrency,
-                     guard=_UpstreamGuard(ctx.throttle, ctx.operations) if ctx.throttle is not None else None)
+    job = claims.claim(ctx.sessions, job_id, ctx.settings.start_lease_seconds, ctx.concurrency,
+                     guard=ClaimThrottle(ctx.throttle, ctx.operations) if ctx.throttle is not None else None)
     if job is None:
         log.info("start %s: not started now (duplicate, not due, waiting for a slot, or an "
                  "upstream limit)", job_id)
     return job
 
 
-@dataclass
-class _UpstreamGuard:
-    """Our limits per provider (``VISIONGATE_UPSTREAM_LIMITS``) as a claim guard."""
-
-    throttle: Throttle
-    operations: dict[str, Operation]
-
-    def needed(self, provider: str) -> bool:
-        return self.throttle.applies(provider)
-
-    def with_claim(self, provider: str) -> bool:
-        # A cap on tasks upstream counts RUNNING jobs: checked in the claiming transaction, so
-        # a job it turns back was never visible as running.
-        return self.throttle.counts_running(provider)
-
-    def turn_back(self, session: Any, job: jobs.Claimed) -> bool:
-        wait = self.throttle.wait_time(session, job.provider, job.id,
-                                       self.operations[job.operation].upstream_requests(job.params))
-        if wait is None:
-            return False
-        log.info("start %s: %s upstream limit reached; retry in %.2fs", job.id, job.provider, wait)
-        jobs.requeue(session, job.id, wait, refund_attempt=True)  # the attempt was not spent
-        return True
-
-
-def _held_to_release(ctx: Context, session: Any, tenant_id: str) -> list[jobs.Due]:
+def _held_to_release(ctx: Context, session: Any, tenant_id: str) -> list[sweeps.Due]:
     """The tenant's next waiting jobs, if slots are free (in the caller's transaction). A job
     younger than one that was due waits behind it; once that one has started, the younger may go
     at once rather than at the next sweep."""
-    return jobs.release_held(session, ctx.concurrency, ctx.settings.sweep_batch, tenant_id)
+    return claims.release_held(session, ctx.concurrency, ctx.settings.sweep_batch, tenant_id)
 
 
-def _publish_starts(ctx: Context, released: list[jobs.Due]) -> None:
+def _publish_starts(ctx: Context, released: list[sweeps.Due]) -> None:
     for due in released:
         ctx.publish(ctx.start_task, due.id, due.provider)
 
 
 def _requeue(ctx: Context, job_id: str, delay: float, refund: bool = False) -> None:
     with ctx.sessions.begin() as session:
-        jobs.requeue(session, job_id, delay, refund_attempt=refund)
+        moves.requeue(session, job_id, delay, refund_attempt=refund)
 
 
 def _fail(ctx: Context, job_id: str, code: str, message: str) -> None:
     with ctx.sessions.begin() as session:
-        changed = jobs.fail(session, job_id, code, message, ctx.settings.retention_seconds)
+        changed = moves.fail(session, job_id, code, message, ctx.settings.retention_seconds)
     if changed:
         log.info("job %s failed: %s %s", job_id, code, message)
         ctx.notifier.job_finished(job_id)
@@ -352,7 +243,7 @@ def _poll_rows(ctx: Context, rows: list[_PollRow]) -> None:
     later = [c for c in checked if c.outcome in ("later", "failed")]
     if later:
         with ctx.sessions.begin() as session:
-            jobs.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
+            moves.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
                                         for c in later])
     for c in checked:
         if c.outcome == "error":
@@ -385,7 +276,7 @@ def _check(ctx: Context, row: _PollRow) -> _Checked:
                                  for o in result.outputs])
             progress.append(1.0)
     except RateLimited as exc:
-        delay = exc.retry_after or jobs.backoff(1, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
+        delay = exc.retry_after or timing.backoff(1, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
         return _Checked(job_id, tasks, provider, "later", delay=delay)
     except Retryable as exc:
         return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1, exc)
@@ -403,7 +294,7 @@ def _check(ctx: Context, row: _PollRow) -> _Checked:
         return _Checked(job_id, tasks, provider, "finish", failures=poll_failures)
     elapsed = (utcnow() - since).total_seconds()
     ctx.pacing.running(operation, elapsed)
-    delay = ctx.pacing.not_before(operation, elapsed, jobs.next_poll_delay(
+    delay = ctx.pacing.not_before(operation, elapsed, timing.next_poll_delay(
         elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds))
     return _Checked(job_id, tasks, provider, "later", delay=delay,
                     progress=sum(progress) / len(progress) if progress else None)
@@ -415,7 +306,7 @@ def _check_failed(ctx: Context, job_id: str, tasks: list[dict[str, Any]], provid
     if failures >= s.max_poll_failures:
         return _Checked(job_id, tasks, provider, "error", code=exc.code,
                         message=f"{exc.message} (after {failures} failed status checks)")
-    delay = jobs.backoff(failures, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
+    delay = timing.backoff(failures, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
     log.info("poll %s: %s; again in %.1fs", job_id, exc.message, delay)
     return _Checked(job_id, tasks, provider, "failed", delay=delay, failures=failures, error=exc)
 
@@ -424,7 +315,7 @@ def _finish_polled(ctx: Context, c: _Checked) -> None:
     finished = [Finished([Output(url=o["url"], content_type=o["content_type"], meta=o["meta"] or {})
                           for o in t["outputs"]], t["meta"] or {}) for t in c.tasks]
     try:
-        _finish(ctx, c.job_id, c.tenant_id, finished, c.provider, sources="poll", tasks=c.tasks)
+        finish(ctx, c.job_id, c.tenant_id, finished, c.provider, sources="poll", tasks=c.tasks)
     except Exception as exc:  # a download or store failed: check (and download) again later
         if isinstance(exc, UpstreamError) and not isinstance(exc, (Retryable, RateLimited)):
             _fail(ctx, c.job_id, exc.code, exc.message)
@@ -437,109 +328,4 @@ def _finish_polled(ctx: Context, c: _Checked) -> None:
             _fail(ctx, c.job_id, failed.code, failed.message)
         else:
             with ctx.sessions.begin() as session:
-                jobs.record_poll(session, c.job_id, tasks=c.tasks, delay=failed.delay, failed=True)
-
-
-# --------------------------------------------------------------------------- finish
-def _finish(ctx: Context, job_id: str, tenant_id: str, results: list[Finished], provider: Provider,
-            *, sources: str, tasks: list[dict[str, Any]] | None = None) -> None:
-    """Copy every output into our storage, then mark the job COMPLETED."""
-    stored: list[dict[str, Any]] = []
-    meta: dict[str, Any] = {}
-    for result in results:
-        for name, value in result.meta.items():
-            meta.setdefault(name, value)
-        for output in result.outputs:
-            if isinstance(provider, AsyncProvider):  # its answer carries the bytes themselves
-                data, content_type = output.data, output.content_type
-            else:
-                data, content_type = provider.download(output)
-            stored.append(_store(ctx, tenant_id, job_id, len(stored), data, content_type))
-    if results and len(results) > 1:
-        meta["seeds"] = [r.meta.get("seed") for r in results]
-    with ctx.sessions.begin() as session:
-        changed = jobs.complete(session, job_id, stored, meta, ctx.settings.retention_seconds,
-                                upstream_tasks=tasks)
-    if changed:
-        log.info("job %s completed from %s with %d output(s)", job_id, sources, len(stored))
-        ctx.notifier.job_finished(job_id)
-
-
-def describe_media(data: bytes, content_type: str | None) -> dict[str, Any]:
-    """Content type (sniffed when the upstream's is missing or generic) and image size."""
-    info: dict[str, Any] = {"content_type": content_type or "application/octet-stream",
-                            "size": len(data)}
-    if info["content_type"].startswith("image/svg"):
-        return info
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            info["width"], info["height"] = img.size
-            info["content_type"] = Image.MIME.get(img.format, info["content_type"])
-    except Exception:  # not a raster image (video, audio, svg): keep the upstream's type
-        pass
-    return info
-
-
-def _store(ctx: Context, tenant_id: str, job_id: str, index: int, data: bytes,
-           content_type: str | None) -> dict[str, Any]:
-    info = describe_media(data, (content_type or "").split(";")[0].strip() or None)
-    key = f"{tenant_id}/{job_id}/{index}{EXTENSIONS.get(info['content_type'], '.bin')}"
-    ctx.storage.put(key, data)
-    return {"key": key, **info}
-
-
-# --------------------------------------------------------------------------- sweeper
-def sweep(ctx: Context) -> dict[str, int]:
-    s = ctx.settings
-    counts = {"polls": 0, "starts": 0, "recovered": 0, "timed_out": 0}
-    with ctx.sessions.begin() as session:
-        polls = jobs.due_polls(session, s.poll_lease_seconds, s.sweep_batch)
-    by_provider: dict[str, list[str]] = {}
-    for due in polls:
-        by_provider.setdefault(due.provider, []).append(due.id)
-    size = max(1, s.poll_batch)
-    for provider_name, ids in by_provider.items():
-        for i in range(0, len(ids), size):
-            ctx.publish(ctx.poll_task, ids[i:i + size], ctx.poll_queue(provider_name))
-    counts["polls"] = len(polls)
-
-    with ctx.sessions.begin() as session:
-        for job_id, attempts in jobs.lost_starts(session, s.sweep_batch):
-            if attempts >= s.max_start_attempts:
-                if jobs.fail(session, job_id, "worker_lost",
-                             f"the worker running this job stopped {attempts} times", s.retention_seconds):
-                    ctx.notifier.job_finished(job_id)
-            else:
-                jobs.requeue(session, job_id, 0.0)
-            counts["recovered"] += 1
-        for job_id in jobs.overdue(session, s.job_timeout_seconds, s.sweep_batch):
-            if jobs.fail(session, job_id, "timeout",
-                         f"the job did not finish within {s.job_timeout_seconds:.0f} s", s.retention_seconds):
-                ctx.notifier.job_finished(job_id)
-                counts["timed_out"] += 1
-
-    with ctx.sessions.begin() as session:
-        starts = jobs.due_starts(session, s.requeue_after_seconds, s.sweep_batch)
-        starts += jobs.release_held(session, ctx.concurrency, s.sweep_batch)
-    for due in starts:
-        ctx.publish(ctx.start_task, due.id, due.provider)
-    counts["starts"] = len(starts)
-    if any(counts.values()):
-        log.info("sweep: %s", counts)
-    return counts
-
-
-def expire(ctx: Context) -> int:
-    """Delete the files of jobs past retention, then mark them EXPIRED (they read as 404).
-
-    Files go first: a crash in between leaves a finished job without files that the next run
-    expires again, never an EXPIRED job whose files linger.
-    """
-    with ctx.sessions() as session:
-        victims = jobs.expired(session, ctx.settings.sweep_batch)
-    done = 0
-    for job_id, tenant_id in victims:
-        ctx.storage.delete_prefix(f"{tenant_id}/{job_id}")
-        with ctx.sessions.begin() as session:
-            done += jobs.mark_expired(session, job_id)
-    return done
+                moves.record_poll(session, c.job_id, tasks=c.tasks, delay=failed.delay, failed=True)

@@ -1,4 +1,5 @@
-"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline``.
+"""Celery task bodies: thin wrappers that hand the job id to ``workers.pipeline`` (the sweeps to
+``workers.sweeper``).
 
 The worker process builds one ``Context`` (DB sessions, storage, provider clients) lazily,
 after Celery has forked its pool processes, so no connection is shared across a fork.
@@ -14,13 +15,14 @@ import threading
 import redis
 from celery.signals import worker_process_init
 
-from core import jobs
+from core.jobs import claims
 from core.db import reset_engines, session_factory
 from core.notify import Notifier
 from core.ratelimit import MemoryWindow, SyncRedisLimiter
 from core.settings import get_settings
 from core.storage import LocalStorage
-from workers import pipeline, webhooks
+from workers import pipeline, sweeper, webhooks
+from workers.context import Context
 from workers.inflight import InFlight
 from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
 from workers.throttle import Throttle
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 _context_lock = threading.Lock()
 
 
-def context() -> pipeline.Context:
+def context() -> Context:
     """The process's one Context, built on first use by whichever task thread comes first (the
     others wait: a Context holds connection pools, an event loop and the adapters' clients)."""
     with _context_lock:
@@ -42,7 +44,7 @@ def context() -> pipeline.Context:
 
 
 @functools.lru_cache(maxsize=1)
-def _built() -> pipeline.Context:
+def _built() -> Context:
     settings = get_settings()
     log.info("worker context built in pid %d", os.getpid())
     window = (SyncRedisLimiter(redis.Redis.from_url(settings.notify_redis_url))
@@ -51,9 +53,9 @@ def _built() -> pipeline.Context:
 
     def extend_leases(job_ids: list[str]) -> None:
         with sessions.begin() as session:
-            jobs.extend_leases(session, job_ids, settings.start_lease_seconds)
+            claims.extend_leases(session, job_ids, settings.start_lease_seconds)
 
-    return pipeline.Context(
+    return Context(
         settings=settings,
         sessions=sessions,
         storage=LocalStorage(settings.results_path),
@@ -90,7 +92,7 @@ def poll(job_ids: str | list[str]) -> None:
 @celery_app.task(name=SWEEP_TASK)
 def sweep() -> dict[str, int]:
     try:
-        return pipeline.sweep(context())
+        return sweeper.sweep(context())
     finally:
         # Due webhook deliveries and finished batches ride on the same beat message (no extra
         # broker traffic; a failure there is logged and never stops the job sweep).
@@ -99,4 +101,4 @@ def sweep() -> dict[str, int]:
 
 @celery_app.task(name=EXPIRE_TASK)
 def expire() -> int:
-    return pipeline.expire(context())
+    return sweeper.expire(context())

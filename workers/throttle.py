@@ -9,15 +9,23 @@ slot should be free; it spends no attempt.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.models import Job, JobStatus
+from core.jobs import moves
+from core.jobs.claims import Claimed
+from core.jobs.states import RUNNING_UPSTREAM, values
+from core.models import Job
 from core.ratelimit import Decision
+from providers.base import Operation
 
-ACTIVE_UPSTREAM = (JobStatus.RUNNING.value, JobStatus.SUBMITTED.value)
+log = logging.getLogger("workers.pipeline")
+
+ACTIVE_UPSTREAM = values(RUNNING_UPSTREAM)
 
 
 class Window(Protocol):
@@ -59,3 +67,28 @@ class Throttle:
             if not decision.allowed:
                 return max(decision.reset_after, 0.05)
         return None
+
+
+@dataclass
+class ClaimThrottle:
+    """Our limits per provider (``VISIONGATE_UPSTREAM_LIMITS``) as a claim guard."""
+
+    throttle: Throttle
+    operations: dict[str, Operation]
+
+    def needed(self, provider: str) -> bool:
+        return self.throttle.applies(provider)
+
+    def with_claim(self, provider: str) -> bool:
+        # A cap on tasks upstream counts RUNNING jobs: checked in the claiming transaction, so
+        # a job it turns back was never visible as running.
+        return self.throttle.counts_running(provider)
+
+    def turn_back(self, session: Any, job: Claimed) -> bool:
+        wait = self.throttle.wait_time(session, job.provider, job.id,
+                                       self.operations[job.operation].upstream_requests(job.params))
+        if wait is None:
+            return False
+        log.info("start %s: %s upstream limit reached; retry in %.2fs", job.id, job.provider, wait)
+        moves.requeue(session, job.id, wait, refund_attempt=True)  # the attempt was not spent
+        return True

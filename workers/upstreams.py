@@ -7,17 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from core.settings import Settings
-from providers.plugin import UpstreamDefaults
 from providers.registry import PLUGINS
 
 
-def defaults_of(settings: Settings) -> UpstreamDefaults:
-    return UpstreamDefaults(simulator_url=settings.simulator_url, timeout_seconds=settings.upstream_timeout_seconds,
-                            max_download_bytes=settings.max_download_bytes)
-
-
 def build_providers(settings: Settings) -> dict[str, Any]:
-    defaults = defaults_of(settings)
+    defaults = settings.upstream_defaults()
     return {p.name: p.build(p.settings(), defaults) for p in PLUGINS if p.build is not None}
 
 
@@ -31,12 +25,12 @@ def upstream_limits(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def upstreams(settings: Settings) -> dict[str, str]:
     """Where each provider's calls go (for the CLI's banner): its base URL or the simulator's."""
-    defaults = defaults_of(settings)
+    defaults = settings.upstream_defaults()
     out = {}
     for p in PLUGINS:
-        settings = p.settings()
-        if p.simulator is not None or hasattr(settings, p.url_setting):  # not the helpers of others
-            out[p.name] = p.base_url(getattr(settings, p.url_setting, ""), defaults)
+        own = p.settings()
+        if p.simulator is not None or hasattr(own, p.url_setting):  # not the helpers of others
+            out[p.name] = p.base_url(getattr(own, p.url_setting, ""), defaults)
     return out
 
 

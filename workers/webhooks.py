@@ -22,7 +22,8 @@ import httpx
 from celery.signals import worker_process_init
 from sqlalchemy.orm import sessionmaker
 
-from core import batches, netguard, webhooks
+from core import batches, netguard
+from core.webhooks import delivery, outbox
 from core.db import session_factory
 from core.settings import Settings, get_settings
 from workers.app import (
@@ -48,7 +49,7 @@ def make_client(settings: Settings) -> httpx.Client:
 
 def dispatch(sessions: sessionmaker, settings: Settings, publish: Callable[[str], None]) -> int:
     with sessions.begin() as session:
-        due = webhooks.claim_due(session, settings.webhook_dispatch_lease_seconds, settings.sweep_batch)
+        due = delivery.claim_due(session, settings.webhook_dispatch_lease_seconds, settings.sweep_batch)
     for delivery_id in due:
         publish(delivery_id)
     if due:
@@ -56,7 +57,7 @@ def dispatch(sessions: sessionmaker, settings: Settings, publish: Callable[[str]
     return len(due)
 
 
-def send(client: httpx.Client, prepared: webhooks.Prepared, deadline_seconds: float) -> webhooks.AttemptResult:
+def send(client: httpx.Client, prepared: delivery.Prepared, deadline_seconds: float) -> delivery.AttemptResult:
     """One POST; never raises. Reads at most 1 KiB of the answer."""
     started = time.monotonic()
     status, body, error, headers, blocked = None, None, None, {}, False
@@ -67,9 +68,9 @@ def send(client: httpx.Client, prepared: webhooks.Prepared, deadline_seconds: fl
             for chunk in resp.iter_raw():
                 chunks.append(chunk)
                 size += len(chunk)
-                if size >= webhooks.RESPONSE_CAPTURE_BYTES or time.monotonic() - started > deadline_seconds:
+                if size >= delivery.RESPONSE_CAPTURE_BYTES or time.monotonic() - started > deadline_seconds:
                     break
-            body = b"".join(chunks)[:webhooks.RESPONSE_CAPTURE_BYTES].decode("utf-8", errors="replace")
+            body = b"".join(chunks)[:delivery.RESPONSE_CAPTURE_BYTES].decode("utf-8", errors="replace")
     except netguard.Blocked as exc:
         error, blocked = f"blocked: {exc.reason}", True
     except httpx.TimeoutException as exc:
@@ -80,21 +81,21 @@ def send(client: httpx.Client, prepared: webhooks.Prepared, deadline_seconds: fl
         log.exception("webhook attempt to %s crashed", prepared.url)
         error = f"internal error: {exc}"[:500]
     latency = int((time.monotonic() - started) * 1000)
-    return webhooks.AttemptResult(status, latency, body, error, headers, blocked)
+    return delivery.AttemptResult(status, latency, body, error, headers, blocked)
 
 
 def deliver(sessions: sessionmaker, settings: Settings, client: httpx.Client, delivery_id: str) -> str | None:
     """One attempt of one delivery; returns the delivery's new status (None: nothing to do)."""
     with sessions.begin() as session:
-        prepared = webhooks.prepare(session, delivery_id, settings)
+        prepared = delivery.prepare(session, delivery_id, settings)
         if isinstance(prepared, str):
-            webhooks.fail_unsendable(session, delivery_id, prepared)
-            return webhooks.FAILED
+            delivery.fail_unsendable(session, delivery_id, prepared)
+            return outbox.FAILED
     if prepared is None:
         return None
     result = send(client, prepared, settings.webhook_timeout_seconds + settings.webhook_connect_timeout_seconds)
     with sessions.begin() as session:
-        status = webhooks.record_attempt(session, prepared, result, settings)
+        status = delivery.record_attempt(session, prepared, result, settings)
     log.info("webhook %s → %s: %s (%s ms) %s", delivery_id, prepared.url, result.status_code or result.error,
              result.latency_ms, status)
     return status

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from api.deps import ReadLimited, SessionDep, reads_bucket
-from core import credits, jobs
+from api.envelope import success
+from core import credits
+from core.jobs import queries
 from core.models import Tenant
 from core.plans import WINDOW_SECONDS
 from providers.base import Kind
@@ -31,7 +33,7 @@ async def account(request: Request, principal: ReadLimited, session: SessionDep)
                                       "remaining": max(0, limits.rpm - used)}
     reads = await limiter.used(reads_bucket(principal), WINDOW_SECONDS)
     available = await session.scalar(select(Tenant.credits).where(Tenant.id == principal.tenant_id))
-    return {"status": "success", "result": {
+    return success({
         "tenant": principal.tenant_name,
         "plan": principal.plan,
         "limits": {"requests_per_minute_per_endpoint": limits.rpm,
@@ -43,5 +45,5 @@ async def account(request: Request, principal: ReadLimited, session: SessionDep)
         "credits": {"available": None if limits.unmetered else int(available or 0),
                     "reserved": await credits.reserved(session, principal.tenant_id),
                     "unmetered": limits.unmetered},
-        "jobs": await jobs.tenant_job_counts(session, principal.tenant_id),
-    }}
+        "jobs": await queries.tenant_job_counts(session, principal.tenant_id),
+    })

@@ -13,11 +13,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
+from api.envelope import success_response
 from api.errors import ApiError
 from core import batches
 from core.credits import InsufficientCredits
 from core.notify import ALL
 from providers.base import InvalidRequest
+from providers.registry import OPERATIONS
 from api.strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute, tags=["Batches"])
@@ -41,10 +43,6 @@ CREATE_BODY = {"requestBody": {"required": True, "content": {
         "requests": {"type": "array", "items": _LINE}, **_OPTIONS}}},
     "application/jsonl": {"schema": {"type": "string", "description": "JSONL, one request per line"}},
 }}}
-
-
-def _ok(result: Any, status_code: int = 200) -> JSONResponse:
-    return JSONResponse({"status": "success", "result": result}, status_code=status_code)
 
 
 def _options(values: dict[str, Any], body_fields: set[str]) -> batches.BatchOptions:
@@ -92,11 +90,11 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in form}
         fields.update({k: form[k] for k in from_body})
         options = _options(fields, from_body)
-        parse = lambda: batches.parse_jsonl(upload.file, max_lines)  # noqa: E731
+        parse = lambda: batches.parse_jsonl(upload.file, max_lines, OPERATIONS)  # noqa: E731
     elif ctype in JSONL_TYPES:
         raw = await request.body()
         options = _options(fields, set())
-        parse = lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines)  # noqa: E731
+        parse = lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines, OPERATIONS)  # noqa: E731
     else:
         raw = await request.body()
         try:
@@ -110,14 +108,14 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         fields.update({k: data[k] for k in from_body})
         options = _options(fields, from_body)
         where = "requests"
-        parse = lambda: batches.parse_requests(data["requests"], max_lines)  # noqa: E731
+        parse = lambda: batches.parse_requests(data["requests"], max_lines, OPERATIONS)  # noqa: E731
     try:
         parsed = await run_in_threadpool(parse)
     except batches.TooManyLines as exc:
         raise ApiError(413, str(exc), code="payload_too_large", max_lines=max_lines) from None
     if not parsed.lines and not parsed.errors:
         raise _body_error(("body", where), "the batch has no request lines", "missing")
-    await _resolve_lines(parsed, principal.tenant_id, session)
+    await _resolve_lines(parsed, principal.tenant_id, session, request.app.state.upstream_defaults)
     if parsed.errors and options.on_invalid == "reject":
         raise RequestValidationError([
             {"type": "invalid_line", "loc": ("body", where, e["line"]),
@@ -136,10 +134,10 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         raise ApiError(406, f"this batch costs {exc.cost} credit(s); {exc.available} available",
                        code="insufficient_credits", credit_cost=exc.cost,
                        credits_remaining=exc.available) from None
-    return _ok(doc, 202)
+    return success_response(doc, 202)
 
 
-async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any) -> None:
+async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any, defaults: Any) -> None:
     """Lines whose operation has an intake hook (``Operation.resolve``: a tailored model id)
     are resolved like the single endpoint's request; a refusal makes the line invalid (its
     errors listed like schema errors). Identical requests are resolved once."""
@@ -154,7 +152,7 @@ async def _resolve_lines(parsed: batches.Parsed, tenant_id: str, session: Any) -
         key = line.op.name + json.dumps(line.params, sort_keys=True)
         if key not in memo:
             try:
-                memo[key] = await line.op.resolve(line.params, tenant_id, session)
+                memo[key] = await line.op.resolve(line.params, tenant_id, session, defaults)
             except InvalidRequest as exc:
                 memo[key] = exc
         outcome = memo[key]
@@ -185,7 +183,7 @@ async def list_batches(principal: ReadLimited, session: SessionDep, base: BaseUr
         rows, more = batches.list_batches(s, principal.tenant_id, status=status, limit=limit, after=after)
         return [batches.batch_document(s, b, base) for b in rows], more
     docs, more = await session.run_sync(page)
-    return _ok({"data": docs, "has_more": more, "next_cursor": docs[-1]["id"] if more and docs else None})
+    return success_response({"data": docs, "has_more": more, "next_cursor": docs[-1]["id"] if more and docs else None})
 
 
 @router.get("/api/v1/batches/{batch_id}", summary="Get Batch")
@@ -193,7 +191,7 @@ async def get_batch(batch_id: str, principal: ReadLimited, session: SessionDep, 
     """Status (`validating`, `in_progress`, `cancelling`, `completed`, `cancelled`, `failed`),
     job counts per state, progress, times, and the invalid lines (first 100)."""
     batch = await _get(session, principal.tenant_id, batch_id)
-    return _ok(await session.run_sync(lambda s: batches.batch_document(s, batch, base)))
+    return success_response(await session.run_sync(lambda s: batches.batch_document(s, batch, base)))
 
 
 @router.get("/api/v1/batches/{batch_id}/results", summary="Get Batch Results",
@@ -253,4 +251,4 @@ async def cancel_batch(batch_id: str, principal: EndpointLimited, session: Sessi
     await session.commit()
     if cancelled:  # status reads of the cancelled jobs must not answer from memory
         await request.app.state.waiters.announce(ALL)
-    return _ok({**doc, "jobs_cancelled": cancelled})
+    return success_response({**doc, "jobs_cancelled": cancelled})

@@ -4,6 +4,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+
+from api.envelope import success, success_response
+from api.errors import error_response
 from api.strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute)
@@ -12,7 +15,7 @@ router = APIRouter(route_class=StrictRoute)
 @router.get("/health", tags=["Health"], summary="Health Check")
 async def health() -> dict:
     """Health check endpoint."""
-    return {"status": "success", "result": {"service": "visiongate", "healthy": True}}
+    return success({"service": "visiongate", "healthy": True})
 
 
 @router.get("/ready", tags=["Health"], summary="Readiness Check")
@@ -31,7 +34,5 @@ async def ready(request: Request) -> JSONResponse:
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "success", "result": checks})
-    return JSONResponse({"status": "error", "error": {
-        "code": "not_ready", "message": "a dependency is unavailable", "checks": checks}},
-        status_code=503)
+        return success_response(checks)
+    return error_response(503, "not_ready", "a dependency is unavailable", checks=checks)

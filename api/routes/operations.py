@@ -15,19 +15,22 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from api.deps import EndpointLimited, base_url_of
+from api.envelope import success, success_response
 from api.errors import ApiError, call_upstream
 from core import intake
 from core.credits import InsufficientCredits
-from core.models import FINAL, Job, JobStatus
+from core.jobs.states import FINISHED_OR_EXPIRED, JobStatus, values
+from core.models import Job
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
-from core.webhooks import JobOptions
-from core import media
+from core.webhooks.schemas import JobOptions
+from core import media_inputs
 from providers.base import InvalidRequest, Kind, Operation
+from providers.plugin import UpstreamDefaults
 from providers.registry import BY_NAME, OPERATIONS, TABLES
 from api.strict import StrictRoute
 
-FINAL_VALUES = frozenset(s.value for s in FINAL)
+FINAL_VALUES = frozenset(values(FINISHED_OR_EXPIRED))  # a sync wait ends on any of them
 
 WEBHOOK_OPTIONS_DOC = """
 
@@ -44,12 +47,9 @@ def status_url(base: str, provider: str, job_id: str) -> str:
 
 
 def _accepted(base: str, accepted: intake.Accepted) -> JSONResponse:
-    return JSONResponse(
-        {"status": "success", "result": {"request_id": accepted.job_id, "status": "IN_PROGRESS",
-                                         "status_url": status_url(base, accepted.provider, accepted.job_id),
-                                         **accepted.receipt()}},
-        status_code=202,
-    )
+    return success_response({"request_id": accepted.job_id, "status": "IN_PROGRESS",
+                             "status_url": status_url(base, accepted.provider, accepted.job_id),
+                             **accepted.receipt()}, status_code=202)
 
 
 async def job_options(request: Request, settings: Any) -> JobOptions | None:
@@ -82,7 +82,8 @@ def make_job_endpoint(op: Operation):
         run_op, params = await prepare(op, body.model_dump(mode="json"))
         if run_op.resolve is not None:
             async with request.app.state.sessions() as session:
-                params = await resolve(run_op, params, principal.tenant_id, session)
+                params = await resolve(run_op, params, principal.tenant_id, session,
+                                       request.app.state.upstream_defaults)
         sync = always_sync or bool(params.get("sync", False))
         options = await job_options(request, settings) if op.body != "form" else None
         try:
@@ -106,10 +107,9 @@ def make_job_endpoint(op: Operation):
         async with app.state.sessions() as session:
             job = await session.get(Job, job_id)
         if job.status == JobStatus.COMPLETED.value:
-            return {"status": "success", "result": {
-                "request_id": job.id, "status": "COMPLETED",
-                "status_url": status_url(base, job.provider, job.id),
-                **result_body(job, settings, base), **accepted.receipt()}}
+            return success({"request_id": job.id, "status": "COMPLETED",
+                            "status_url": status_url(base, job.provider, job.id),
+                            **result_body(job, settings, base), **accepted.receipt()})
         failure = error_body(job)
         if input_fault(failure["code"]):
             # The client's own input (a blocked or unreachable URL, a file that is not an image,
@@ -126,23 +126,24 @@ def make_job_endpoint(op: Operation):
 async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dict[str, Any]]:
     """The operation that really runs and its params (an alias becomes its canonical operation;
     base64 media are decoded and checked off the event loop): any problem is a 422 naming the
-    field, before anything is created. See ``core.media.prepare_request``."""
+    field, before anything is created. See ``core.media_inputs.prepare_request``."""
     if op.alias_of is None and all(params.get(spec.field) is None for spec in op.inputs):
         return op, params  # no media sent (a plain prompt): nothing to decode, no thread hop
-    run_op, params, errors = await run_in_threadpool(media.prepare_request, op, params, OPERATIONS)
+    run_op, params, errors = await run_in_threadpool(media_inputs.prepare_request, op, params, OPERATIONS)
     if errors:
         raise RequestValidationError(errors)
     return run_op, params
 
 
-async def resolve(op: Operation, params: dict[str, Any], tenant_id: str, session: Any) -> dict[str, Any]:
+async def resolve(op: Operation, params: dict[str, Any], tenant_id: str, session: Any,
+                  defaults: UpstreamDefaults) -> dict[str, Any]:
     """The operation's intake hook that needs the database (``Operation.resolve``, e.g. a
     tenant's tailored model id → Bria's): its ``InvalidRequest`` is a 422 naming the field, and
     no job is created. Operations without a hook pass through unchanged."""
     if op.resolve is None:
         return params
     try:
-        return await op.resolve(params, tenant_id, session)
+        return await op.resolve(params, tenant_id, session, defaults)
     except InvalidRequest as exc:
         await session.rollback()
         raise RequestValidationError(exc.errors) from None
@@ -169,7 +170,7 @@ def make_quick_endpoint(op: Operation):
         run_op, params = await prepare(op, body.model_dump(mode="json"))
         provider = _quick_provider(request.app, run_op.provider)
         result = await call_upstream(provider.call, run_op, params)
-        return {"status": "success", "result": result}
+        return success(result)
 
     endpoint.__name__ = op.name.replace(".", "_")
     return endpoint

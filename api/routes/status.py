@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep, base_url_of, reads_bucket
+from api.envelope import success_response
 from api.errors import ApiError
-from core import jobs
+from core.jobs import queries
 from core.models import Job
 from core.plans import WINDOW_SECONDS
 from core.results import job_document, status_document
@@ -34,7 +35,7 @@ STATUS_PREFIXES: dict[str, str] = {p.dialect.status_prefix: p.name for p in PLUG
 
 async def _visible_job(session: SessionDep, job_id: str, tenant_id: str,
                        provider: str | None = None) -> Job:
-    job = await jobs.get_job(session, job_id, tenant_id)
+    job = await queries.get_job(session, job_id, tenant_id)
     if job is None or (provider is not None and job.provider != provider):
         raise ApiError(404, f"request {job_id} not found or expired", code="not_found")
     return job
@@ -97,7 +98,7 @@ class StatusFastPath:
         if entry is None:
             started = cache.begin()
             async with state.sessions() as session:
-                job = await jobs.get_job(session, job_id, principal.tenant_id)
+                job = await queries.get_job(session, job_id, principal.tenant_id)
                 if job is None:
                     return False
                 entry = StatusEntry.of(job)
@@ -120,5 +121,5 @@ async def get_job(job_id: str, principal: ReadLimited, session: SessionDep,
     """Any provider's job: the status document plus state, progress, attempts and times."""
     job = await _visible_job(session, job_id, principal.tenant_id)
     doc = job_document(job, settings, base)
-    doc["queue_position"] = await jobs.queue_position(session, job)
-    return JSONResponse({"status": "success", "result": doc})
+    doc["queue_position"] = await queries.queue_position(session, job)
+    return success_response(doc)

@@ -5,10 +5,10 @@ counts, and moves the job. Done as separate statements from a worker, the lock i
 several round trips and the worker's own Python time between them; every other claim of the
 tenant waits that long, which capped a tenant at a few dozen job starts per second however many
 workers ran. Inside one function called in autocommit mode the lock lasts only the database's
-own work. The rules are those of ``core.jobs.claim_start`` (which SQLite still runs in Python).
+own work. The rules are those of ``core.jobs.claims.claim_start`` (which SQLite still runs in Python).
 
 The order rule (older startable jobs first) is checked when at most ``p_fifo_window`` slots are
-free (``core.jobs.FIFO_WINDOW``); with more free slots than that a job starts without counting
+free (``core.jobs.claims.FIFO_WINDOW``); with more free slots than that a job starts without counting
 the older ones, so a claim never reads more than that many of them (a 50,000-job batch would
 otherwise make every claim count its whole backlog).
 

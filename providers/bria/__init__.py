@@ -2,8 +2,8 @@
 
 Everything Bria is lives in this package: the operation table (``operations``), the request
 models generated from the reference (``schemas_gen``), the wire client and the adapter
-(``client``, ``provider``), tailored generation (``lora``), the settings and the simulator.
-``PLUGIN`` is what ``providers/registry.py`` lists.
+(``client``, ``provider``), tailored generation (``tailored/``: its management routes, records and
+rules), the settings and the simulator. ``PLUGIN`` is what ``providers/registry.py`` lists.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from providers.bria.operations import OPERATIONS
 from providers.bria.provider import BriaProvider
 from providers.bria.settings import BriaSettings
+from providers.bria.tailored.routes import build_routers
+from providers.bria.tailored.tables import metadata
 from providers.plugin import Dialect, Plugin, UpstreamDefaults
 
 
@@ -33,6 +35,8 @@ PLUGIN = Plugin(
     simulator=simulator,
     simulator_path="",  # Bria's simulator is the root app of the simulator process
     dialect=Dialect(status_route="/api/v1/bria/status/{task_id}", status_summary="Bria Get Status"),
+    routers=build_routers,
+    metadata=metadata,
     upstream_limits={"rpm": 1000, "concurrency": None},
     docs="docs/providers/bria.md",
 )

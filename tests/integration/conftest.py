@@ -175,3 +175,27 @@ def client(system: System, api_key: str) -> Client:
     c = Client(system.api_url, api_key)
     yield c
     c.http.close()
+
+
+# --------------------------------------------------------------------------- the Bria endpoint tests
+@pytest.fixture(scope="session")
+def files():  # noqa: ANN201 - an Iterator of tests.integration.bria_media.Files
+    """Input images served on 127.0.0.2 (bria_media.py imports this module: imported here)."""
+    from tests.integration.bria_media import Files
+
+    server = Files()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def bria_key(make_key) -> str:
+    return make_key("bria-endpoints", "enterprise")  # unmetered: dozens of jobs, no credit noise
+
+
+@pytest.fixture
+def bc(system: System, bria_key: str):  # noqa: ANN201 - an Iterator of Client
+    system.sim("POST", "/_sim/config", json={"latency_seconds": 0.2}).raise_for_status()
+    c = Client(system.api_url, bria_key)
+    yield c
+    c.http.close()

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.bria_media import Files, b64, mask_for, subject
 from tests.integration.conftest import Client
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import Files, b64, bria_key, files, mask_for, subject  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

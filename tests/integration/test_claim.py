@@ -10,7 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
-from core import jobs
+from core.jobs import claims, sweeps
 from core.models import Job, utcnow
 from core.tenants import get_or_create_tenant
 
@@ -63,19 +63,19 @@ def test_claim_runs_server_side_and_keeps_cap_and_order(system_env):
     cap_two = lambda _tenant: 2  # noqa: E731
 
     # Two older jobs could start now: they have the two slots, the third waits (held).
-    assert jobs.claim(sessions, ids[2], 30, cap_two) is None
+    assert claims.claim(sessions, ids[2], 30, cap_two) is None
     assert _state(sessions, ids[2]) == ("QUEUED", True)
-    first = jobs.claim(sessions, ids[0], 30, cap_two)
+    first = claims.claim(sessions, ids[0], 30, cap_two)
     assert first is not None and first.attempts == 1 and first.params == {"prompt": "job 0"}
     assert first.provider == PROVIDER and first.operation == "bria.generate_image"
-    assert jobs.claim(sessions, ids[1], 30, cap_two) is not None
-    assert jobs.claim(sessions, ids[0], 30, cap_two) is None  # a duplicate message: nothing
-    assert jobs.claim(sessions, ids[3], 30, cap_two) is None  # two running: the cap
+    assert claims.claim(sessions, ids[1], 30, cap_two) is not None
+    assert claims.claim(sessions, ids[0], 30, cap_two) is None  # a duplicate message: nothing
+    assert claims.claim(sessions, ids[3], 30, cap_two) is None  # two running: the cap
     assert [_state(sessions, i)[0] for i in ids] == ["RUNNING", "RUNNING", "QUEUED", "QUEUED"]
 
     # With slots to spare the younger job starts although an older one is waiting for its
     # release: 2 running + 1 older waiting < 10.
-    assert jobs.claim(sessions, ids[3], 30, lambda _tenant: 10) is not None
+    assert claims.claim(sessions, ids[3], 30, lambda _tenant: 10) is not None
     assert _state(sessions, ids[3]) == ("RUNNING", False)
 
 
@@ -86,7 +86,7 @@ def test_claim_leaves_jobs_not_due_alone(system_env):
     [job_id] = _jobs(sessions, 1)
     with sessions.begin() as s:
         s.execute(text("UPDATE jobs SET run_at = now() + interval '1 minute' WHERE id = :id"), {"id": job_id})
-    assert jobs.claim(sessions, job_id, 30, lambda _tenant: 5) is None
+    assert claims.claim(sessions, job_id, 30, lambda _tenant: 5) is None
     assert _state(sessions, job_id) == ("QUEUED", False)
 
 
@@ -99,7 +99,7 @@ def test_waiting_line_query_uses_its_partial_index_in_a_generic_plan(system_env)
 
     from core.db import session_factory
 
-    sql = str(jobs._PUBLISHABLE.compile(dialect=postgresql.dialect()))
+    sql = str(claims._PUBLISHABLE.compile(dialect=postgresql.dialect()))
     assert "status = 'QUEUED'" in sql
     params = {"p_tenant": "some-tenant", "p_stale": utcnow(), "p_n": 1}
     with session_factory()() as s:
@@ -112,7 +112,7 @@ def test_waiting_line_query_uses_its_partial_index_in_a_generic_plan(system_env)
         assert "ix_jobs_held_" in plan and "ix_jobs_tenant_status" not in plan, plan
         assert "Seq Scan" not in plan, plan
         # and it still answers: the oldest held jobs first
-        assert jobs._publishable(s, params["p_tenant"], params["p_stale"], 1) == []
+        assert claims._publishable(s, params["p_tenant"], params["p_stale"], 1) == []
 
 
 def test_concurrent_releases_publish_each_held_job_once(system_env):
@@ -140,7 +140,7 @@ def test_concurrent_releases_publish_each_held_job_once(system_env):
     waiting = threading.Thread(daemon=True, target=lambda: second.extend(
         d.id for d in _release_in_own_transaction(sessions, wide, tenant_id)))
     try:
-        released_first = [d.id for d in jobs.release_held(first, wide, 100, tenant_id)]
+        released_first = [d.id for d in claims.release_held(first, wide, 100, tenant_id)]
         assert sorted(released_first) == sorted(ids)  # locked, not committed yet
         waiting.start()
         waiting.join(1.0)
@@ -153,6 +153,6 @@ def test_concurrent_releases_publish_each_held_job_once(system_env):
     assert second == []  # everything it had read was released by the first caller meanwhile
 
 
-def _release_in_own_transaction(sessions, concurrency, tenant_id: str) -> list[jobs.Due]:
+def _release_in_own_transaction(sessions, concurrency, tenant_id: str) -> list[sweeps.Due]:
     with sessions.begin() as s:
-        return jobs.release_held(s, concurrency, 100, tenant_id)
+        return claims.release_held(s, concurrency, 100, tenant_id)

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.integration.bria_media import b64, subject
 from tests.integration.conftest import Client
 from tests.integration.receiver import Receiver, Reply
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import b64, files, subject  # noqa: F401 - fixture
 from tests.integration.test_webhooks import settled, submit
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.integration.bria_media import Files
 from tests.integration.conftest import Client
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import Files
 
 pytestmark = pytest.mark.integration
 
@@ -188,7 +188,7 @@ def test_bombs_are_refused_before_anything_decodes_them(mc: Client, system: Syst
 def test_a_legitimate_image_still_runs_after_the_bombs(mc: Client, system: System):
     from PIL import Image
 
-    from tests.integration.test_bria_endpoints import b64, completed, png_of
+    from tests.integration.bria_media import b64, completed, png_of
 
     img = Image.new("RGB", (320, 240), (236, 236, 230))
     resp = mc.http.post(B + "/image/editing-generation/inpaint",

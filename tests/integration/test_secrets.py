@@ -78,14 +78,14 @@ def old_database(system_env: dict[str, str]):
 def test_migration_encrypts_plaintext_secrets_on_postgres(old_database: str):
     from alembic import command
 
-    from core import webhooks
     from core.db import alembic_config, migrate
+    from core.webhooks import signing, tenant_secrets
     from core.tenants import get_or_create_tenant
 
     command.upgrade(alembic_config(old_database), "0007")
     engine = create_engine(old_database)
     sessions = sessionmaker(engine)
-    secret, previous = webhooks.generate_secret(), webhooks.generate_secret()
+    secret, previous = signing.generate_secret(), signing.generate_secret()
     with sessions.begin() as s:
         tenant_id = get_or_create_tenant(s, "migrated", "pro").id
         s.execute(text("INSERT INTO webhook_secrets (tenant_id, secret, previous_secret, previous_until, created_at)"
@@ -98,11 +98,11 @@ def test_migration_encrypts_plaintext_secrets_on_postgres(old_database: str):
         assert raw.startswith("v1:") and raw_previous.startswith("v1:")
         assert secret not in raw and previous not in raw_previous
         with sessions() as s:
-            keys = webhooks.active_secrets(webhooks.tenant_secret(s, tenant_id))
+            keys = tenant_secrets.active_secrets(tenant_secrets.tenant_secret(s, tenant_id))
         assert keys == [secret, previous]
         now = int(dt.datetime.now(dt.UTC).timestamp())
         body = '{"type":"job.completed"}'
-        headers = webhooks.signed_headers(keys, "msg_migrated", now, body)
+        headers = signing.signed_headers(keys, "msg_migrated", now, body)
         assert Webhook(secret).verify(body, headers) == Webhook(previous).verify(body, headers)
         migrate(old_database)  # at head already: nothing changes
         assert stored("migrated", old_database) == (raw, raw_previous)

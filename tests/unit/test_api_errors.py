@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from api import errors
 from api.strict import StrictRoute, bad_text_errors, loads
 from core.signing import Verdict, verify
-from core.webhooks import parse_retry_after
+from core.webhooks.retry import parse_retry_after
 
 
 class Body(BaseModel):

@@ -1,4 +1,4 @@
-"""core/media.py: base64 decoding and image/video checks at intake, URL resolution in the worker."""
+"""core/media.py and core/media_inputs.py: base64 decoding and image/video checks at intake, URL resolution in the worker."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from core import media
+from core import media, media_inputs
 from core.netguard import Blocked, FetchError
 from providers.base import Kind, MediaInput, Operation, Permanent, Retryable
 from providers.bria.schemas import BriaRemoveBackgroundRequest
@@ -111,14 +111,14 @@ def test_upscale_spec_from_the_table_limits_input_to_2_megapixels():
 # --------------------------------------------------------------------------- intake
 def test_check_inputs_reports_each_bad_field_with_its_location():
     op = op_with(MediaInput("image"), MediaInput("refs", many=True), MediaInput("video", kind="video", url_only=True))
-    errors = media.check_inputs(op, {
+    errors = media_inputs.check_inputs(op, {
         "image": b64(b"not an image"), "refs": ["https://example.com/a.png", "@@@", b64(image_bytes())],
         "video": b64(b"x" * 9)})
     assert [(e["loc"], e["type"]) for e in errors] == [
         (("body", "image"), "not_an_image"), (("body", "refs", 1), "base64_invalid"),
         (("body", "video"), "url_required")]
     assert errors[0]["msg"].startswith("image: ")
-    assert media.check_inputs(op, {"image": "https://example.com/x.png", "refs": None}) == []
+    assert media_inputs.check_inputs(op, {"image": "https://example.com/x.png", "refs": None}) == []
 
 
 # --------------------------------------------------------------------------- worker
@@ -142,7 +142,7 @@ def test_resolve_inputs_fetches_urls_and_strips_prefixes():
     op = op_with(MediaInput("image"), MediaInput("refs", many=True), MediaInput("mask"))
     params = {"image": "https://h/a.png", "refs": ["https://h/b.png", "data:image/png;base64," + b64(png)],
               "mask": None, "other": 1}
-    out = media.resolve_inputs(op, params, allow_hosts=("10.0.0.1",), timeout=3, fetch=fetch)
+    out = media_inputs.resolve_inputs(op, params, allow_hosts=("10.0.0.1",), timeout=3, fetch=fetch)
     assert out == {"image": b64(png), "refs": [b64(png), b64(png)], "mask": None, "other": 1}
     assert params["image"] == "https://h/a.png"  # the job's params are not modified
     assert fetch.calls[0] == ("https://h/a.png", ("10.0.0.1",), 12 * 1024 * 1024, 3)
@@ -153,9 +153,9 @@ def test_resolve_inputs_keeps_video_urls_after_probing_them():
 
     fetch = fake_fetch({"https://h/v.mp4": make_test_video(frames=3)})
     op = op_with(MediaInput("video", kind="video", url_only=True, formats=()))
-    assert media.resolve_inputs(op, {"video": "https://h/v.mp4"}, fetch=fetch) == {"video": "https://h/v.mp4"}
+    assert media_inputs.resolve_inputs(op, {"video": "https://h/v.mp4"}, fetch=fetch) == {"video": "https://h/v.mp4"}
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(op, {"video": "https://h/x.mp4"}, fetch=fake_fetch({"https://h/x.mp4": b"\0" * 64}))
+        media_inputs.resolve_inputs(op, {"video": "https://h/x.mp4"}, fetch=fake_fetch({"https://h/x.mp4": b"\0" * 64}))
     assert info.value.code == "not_a_video"
 
 
@@ -171,21 +171,21 @@ def test_resolve_inputs_keeps_video_urls_after_probing_them():
 def test_fetch_failures_are_classified(error, kind, code):
     op = op_with(MediaInput("image"))
     with pytest.raises((Permanent, Retryable)) as info:
-        media.resolve_inputs(op, {"image": "https://h/a.png"}, fetch=fake_fetch({"https://h/a.png": error}))
+        media_inputs.resolve_inputs(op, {"image": "https://h/a.png"}, fetch=fake_fetch({"https://h/a.png": error}))
     assert type(info.value) is kind and info.value.code == code and info.value.message.startswith("image: ")
 
 
 def test_fetched_bytes_are_checked_like_base64():
     op = op_with(MediaInput("image"))
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(op, {"image": "https://h/a.gif"}, fetch=fake_fetch({"https://h/a.gif": image_bytes("GIF")}))
+        media_inputs.resolve_inputs(op, {"image": "https://h/a.gif"}, fetch=fake_fetch({"https://h/a.gif": image_bytes("GIF")}))
     assert info.value.code == "image_format_not_allowed" and "https://h/a.gif" in info.value.message
 
 
 def test_the_real_fetch_refuses_loopback_without_the_allow_list():
     op = op_with(MediaInput("image"))
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(op, {"image": "http://127.0.0.1:9/x.png"})
+        media_inputs.resolve_inputs(op, {"image": "http://127.0.0.1:9/x.png"})
     assert info.value.code == "input_url_blocked"
 
 
@@ -195,13 +195,13 @@ def test_prepare_request_turns_an_alias_into_its_canonical_operation():
 
     alias = next(op for op in OPERATIONS.values() if op.path.endswith("/image/editing/upscale-image"))
     params = alias.request_model(image_file=b64(image_bytes()), desired_increase=4).model_dump(mode="json")
-    op, out, errors = media.prepare_request(alias, params, OPERATIONS)
+    op, out, errors = media_inputs.prepare_request(alias, params, OPERATIONS)
     assert errors == [] and op.name == "bria.upscale_image" and out["image"] == b64(image_bytes())
     params = alias.request_model(image_file=b64(image_bytes("GIF"))).model_dump(mode="json")
-    op, _, errors = media.prepare_request(alias, params, OPERATIONS)
+    op, _, errors = media_inputs.prepare_request(alias, params, OPERATIONS)
     assert op.name == "bria.upscale_image" and errors[0]["loc"] == ("body", "image")
     expand = next(op for op in OPERATIONS.values() if op.path.endswith("/image/editing/expand-image"))
     params = expand.request_model(image_url="https://e.com/a.png", canvas_size=[9, 9], position="upper_left",
                                   padding_top=0.1).model_dump(mode="json")
-    _, _, errors = media.prepare_request(expand, params, OPERATIONS)
+    _, _, errors = media_inputs.prepare_request(expand, params, OPERATIONS)
     assert [(e["loc"], e["type"]) for e in errors] == [(("body", "position"), "position_with_padding")]

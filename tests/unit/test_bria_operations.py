@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from providers.base import Kind, Permanent
 from providers.bria import operations as ops
+from providers.bria.builders import editing, generation
 from providers.bria import schemas as S
 from providers.bria.provider import v1_outputs
 from providers.bria.simulator import edit
@@ -43,7 +44,7 @@ def test_table_has_the_26_operations_and_10_aliases():
     aliases = [op for op in ops.OPERATIONS if op.alias_of is not None]
     assert len(canonical) == 26 and len(aliases) == 10
     # the 24 /api/v1/bria/ endpoints with a body, and the two bria-lora generation jobs (the other
-    # bria-lora endpoints are CRUD routes: api/routes/lora.py)
+    # bria-lora endpoints are the management routes of providers/bria/tailored/)
     jobs = {k[1] for k in S.REQUEST_MODELS if k[1].startswith("/api/v1/bria/")} | {
         "/api/v1/bria-lora/image/generation/generate-image", "/api/v1/bria-lora/image/generation/generate-vector"}
     assert {op.path for op in canonical} == jobs
@@ -112,7 +113,7 @@ def test_tailored_model_ids_are_never_sent_unresolved():
             BY_NAME[name].route({"prompt": "a fox", "model_id": "7"})
         assert info.value.code == "tailored_model_unresolved", name
     with pytest.raises(Permanent):
-        ops.build_variation({"prompt": "x y z w", "image_url": URL, "tailored_model_id": "7"})
+        generation.build_variation({"prompt": "x y z w", "image_url": URL, "tailored_model_id": "7"})
 
 
 # --------------------------------------------------------------------------- generation bodies
@@ -128,7 +129,7 @@ def test_v1_text_to_image_maps_fields_one_to_one_and_media_to_files():
     assert "sync" not in body and "bria_model_version" not in body
     # after the worker fetched the URLs: base64 files
     fetched = {**p, "guidance_method_1_image_url": IMG, "image_prompt_urls": [IMG]}
-    body = ops.build_v1_text_to_image(fetched)
+    body = generation.build_v1_text_to_image(fetched)
     assert body["guidance_method_1_image_file"] == IMG and "guidance_method_1_image_url" not in body
     assert body["image_prompt_file"] == IMG and "image_prompt_urls" not in body
 
@@ -141,53 +142,53 @@ def test_generate_image_with_guidance_builds_the_v1_body():
 
 
 def test_variation_maps_to_reimagine():
-    body = ops.build_variation({**params("bria.generate_variation", prompt="watercolor", image_url=URL,
+    body = generation.build_variation({**params("bria.generate_variation", prompt="watercolor", image_url=URL,
                                          ref_image_influence=0.8, seed=7, tailored_model_id="12"),
                                 "_tailored_model_id": "t1"})  # the tenant's model 12 is Bria's t1
     assert body["structure_image_url"] == URL and body["structure_ref_influence"] == 0.8
     assert body["tailored_model_id"] == "t1" and body["seed"] == 7 and body["fast"] is True
-    body = ops.build_variation({"prompt": "x y z w", "image_file": "data:image/png;base64," + IMG})
+    body = generation.build_variation({"prompt": "x y z w", "image_file": "data:image/png;base64," + IMG})
     assert body["structure_image_file"] == IMG and body["structure_ref_influence"] == 0.75
 
 
 # --------------------------------------------------------------------------- editing bodies
 def test_v1_pair_url_wins_and_base64_goes_as_file():
-    assert ops.build_get_masks({"image_url": URL, "image_file": IMG}) == {"image_url": URL}
-    assert ops.build_get_masks({"image_file": "data:image/png;base64," + IMG}) == {"file": IMG}
-    assert ops.build_product_cutout({"image_file": IMG, "force_rmbg": True}) == {"file": IMG, "force_rmbg": True}
+    assert editing.build_get_masks({"image_url": URL, "image_file": IMG}) == {"image_url": URL}
+    assert editing.build_get_masks({"image_file": "data:image/png;base64," + IMG}) == {"file": IMG}
+    assert editing.build_product_cutout({"image_file": IMG, "force_rmbg": True}) == {"file": IMG, "force_rmbg": True}
 
 
 def test_v2_editing_bodies():
     p = params("bria.remove_background", image="data:image/png;base64," + IMG)
-    assert ops.build_remove_background(p) == {"image": IMG, "preserve_alpha": True,
+    assert editing.build_remove_background(p) == {"image": IMG, "preserve_alpha": True,
                                               "visual_input_content_moderation": False,
                                               "visual_output_content_moderation": False}
-    assert ops.build_crop_foreground(params("bria.crop_foreground", image=URL, padding=5))["padding"] == 5
-    body = ops.build_erase(params("bria.erase", image=IMG, mask=URL))
+    assert editing.build_crop_foreground(params("bria.crop_foreground", image=URL, padding=5))["padding"] == 5
+    body = editing.build_erase(params("bria.erase", image=IMG, mask=URL))
     assert body["mask"] == URL and body["mask_type"] == "manual"
-    assert ops.build_blur_background(params("bria.blur_background", image=IMG, scale=2))["scale"] == 2
-    body = ops.build_enhance(params("bria.enhance_image", image=IMG, resolution="4MP", steps_num=30))
+    assert editing.build_blur_background(params("bria.blur_background", image=IMG, scale=2))["scale"] == 2
+    body = editing.build_enhance(params("bria.enhance_image", image=IMG, resolution="4MP", steps_num=30))
     assert body["resolution"] == "4MP" and body["steps_num"] == 30
-    assert ops.build_upscale(params("bria.upscale_image", image=IMG, desired_increase=4))["desired_increase"] == 4
-    body = ops.build_generate_background(params("bria.generate_background", image=IMG, prompt="a beach",
+    assert editing.build_upscale(params("bria.upscale_image", image=IMG, desired_increase=4))["desired_increase"] == 4
+    body = editing.build_generate_background(params("bria.generate_background", image=IMG, prompt="a beach",
                                                 ref_images=["data:;base64," + IMG]))
     assert body["prompt"] == "a beach" and body["ref_images"] == [IMG] and body["refine_prompt"] is True
-    body = ops.build_video_remove_background(params("bria.video_remove_background", video="https://e.com/v.mp4"))
+    body = editing.build_video_remove_background(params("bria.video_remove_background", video="https://e.com/v.mp4"))
     assert body == {"video": "https://e.com/v.mp4", "background_color": "Transparent",
                     "output_container_and_codec": "webm_vp9"}
 
 
 def test_inpaint_border_only_draws_the_mask():
-    body = ops.build_inpaint(params("bria.inpaint", image=png_b64((100, 50)), prompt="the forest",
+    body = editing.build_inpaint(params("bria.inpaint", image=png_b64((100, 50)), prompt="the forest",
                                     mask_type="border_only", border_percentage=0.2))
     assert body["mask_type"] == "manual"
     mask = Image.open(io.BytesIO(base64.b64decode(body["mask"])))
     assert mask.size == (100, 50) and mask.getpixel((0, 0)) == 255 and mask.getpixel((50, 25)) == 0
     assert mask.getpixel((19, 25)) == 255 and mask.getpixel((20, 25)) == 0
-    body = ops.build_inpaint(params("bria.inpaint", image=IMG, mask=URL, prompt="a red car"))
+    body = editing.build_inpaint(params("bria.inpaint", image=IMG, mask=URL, prompt="a red car"))
     assert body["mask"] == URL and body["mask_type"] == "manual"
     with pytest.raises(Permanent):
-        ops.build_inpaint({"image": URL, "prompt": "abcd", "mask_type": "border_only"})
+        editing.build_inpaint({"image": URL, "prompt": "abcd", "mask_type": "border_only"})
 
 
 @pytest.mark.parametrize("request_fields, expected", [
@@ -203,36 +204,36 @@ def test_inpaint_border_only_draws_the_mask():
       "padding_bottom": 0.25}, {"original_image_size": [200, 100], "original_image_location": [400, 150]}),
 ])
 def test_expand_geometry(request_fields, expected):
-    geometry = ops.expand_geometry((200, 100), request_fields)
+    geometry = editing.expand_geometry((200, 100), request_fields)
     assert {k: geometry[k] for k in expected} == expected
 
 
 def test_expand_aspect_ratio_alone_is_passed_to_bria():
-    body = ops.build_expand(params("bria.expand_image", image=URL, aspect_ratio="16:9"))
+    body = editing.build_expand(params("bria.expand_image", image=URL, aspect_ratio="16:9"))
     assert body["aspect_ratio"] == "16:9" and "canvas_size" not in body and "prompt" not in body
-    body = ops.build_expand(params("bria.expand_image", image=png_b64((200, 100)), canvas_size=[400, 300],
+    body = editing.build_expand(params("bria.expand_image", image=png_b64((200, 100)), canvas_size=[400, 300],
                                    prompt="a mountain lake"))
     assert body["canvas_size"] == [400, 300] and body["prompt"] == "a mountain lake" and "aspect_ratio" not in body
 
 
 def test_product_bodies():
-    body = ops.build_solid_background(params("bria.generate_solid_background", image_url=URL))
+    body = editing.build_solid_background(params("bria.generate_solid_background", image_url=URL))
     assert body == {"image_url": URL, "background_color": "#FFFFFF", "force_rmbg": False}
-    body = ops.build_product_shadow(params("bria.generate_product_shadow", image_file=IMG, shadow_type="float",
+    body = editing.build_product_shadow(params("bria.generate_product_shadow", image_file=IMG, shadow_type="float",
                                            background_color="transparent"))
     assert body["type"] == "float" and body["shadow_blur"] == 20 and body["shadow_height"] == 70
     assert "background_color" not in body and body["shadow_offset"] == [0, 15] and body["file"] == IMG
-    body = ops.build_product_shadow(params("bria.generate_product_shadow", image_url=URL, background_color="#F5F5F5"))
+    body = editing.build_product_shadow(params("bria.generate_product_shadow", image_url=URL, background_color="#F5F5F5"))
     assert body["shadow_blur"] == 15 and body["background_color"] == "#F5F5F5" and "shadow_height" not in body
-    body = ops.build_background_by_text(params("bria.generate_product_background_by_text", scene_description="kitchen",
+    body = editing.build_background_by_text(params("bria.generate_product_background_by_text", scene_description="kitchen",
                                                image_url=URL, canvas_for_packshot_size=[1000, 1000], fast=False,
                                                exclude_elements="people"))
     assert body["scene_description"] == "kitchen" and body["shot_size"] == [1000, 1000]
     assert body["exclude_elements"] == "people" and body["placement_type"] == "original"
-    body = ops.build_background_by_image(params("bria.generate_product_background_by_image", image_file=IMG,
+    body = editing.build_background_by_image(params("bria.generate_product_background_by_image", image_file=IMG,
                                                 ref_image_urls=[URL], ref_image_influence=1.2))
     assert body["ref_image_urls"] == [URL] and body["ref_image_influence"] == 1.2 and body["file"] == IMG
-    assert ops.build_background_by_image({"image_url": URL, "ref_image_urls": [IMG]})["ref_image_file"] == IMG
+    assert editing.build_background_by_image({"image_url": URL, "ref_image_urls": [IMG]})["ref_image_file"] == IMG
 
 
 # --------------------------------------------------------------------------- aliases

@@ -1,15 +1,20 @@
-"""Credits ledger: reserve at submit, capture on COMPLETED, release on ERROR, and the balance
-always equals what the ledger says."""
+"""Credits ledger: reserve at submit (the intake's path), capture on COMPLETED, release on
+ERROR, and the balance always equals what the ledger says."""
 
 import asyncio
 
 import pytest
 from sqlalchemy import func, select
 
-from core import credits, jobs
+from core import credits
+from core.jobs import claims, moves
+from core.intake import GroupWriter
 from core.models import CreditEntry, Job, Tenant
 from core.plans import DEFAULT_PLANS
-from core.tenants import get_or_create_tenant
+from core.tenants import Principal, get_or_create_tenant
+from providers.registry import OPERATIONS
+
+GEN = OPERATIONS["bria.generate_image"]
 
 
 def ledger_balance(session, tenant_id) -> int:
@@ -18,14 +23,18 @@ def ledger_balance(session, tenant_id) -> int:
     return rows.get("grant", 0) - rows.get("reserve", 0) + rows.get("release", 0)
 
 
+async def _no_broker(_items) -> None:
+    pass
+
+
 def submit(async_sessions, tenant_id, cost):
+    """One request through the intake (a job of ``cost`` images costs ``cost`` credits)."""
+    who = Principal(tenant_id, "a", "free", "k", DEFAULT_PLANS["free"])
+
     async def go():
-        async with async_sessions() as s:
-            job = await jobs.create_job(s, tenant_id=tenant_id, provider="bria", operation="bria.generate_image",
-                                        params={}, sync=False, credit_cost=cost)
-            left = await credits.reserve(s, tenant_id, job.id, cost)
-            await s.commit()
-            return job.id, left
+        accepted = await GroupWriter(async_sessions, _no_broker).submit(
+            who, GEN, {"prompt": "a fox", "num_results": cost}, sync=False)
+        return accepted.job_id, accepted.credits_remaining
 
     return asyncio.run(go())
 
@@ -48,10 +57,10 @@ def test_reserve_capture_release(db):
     assert left == 86
     with sessions.begin() as s:
         for job_id in (done, failed):
-            jobs.claim_start(s, job_id, 30)
-        assert jobs.complete(s, done, [], {}, 60)
-        assert jobs.fail(s, failed, "x", "upstream said no", 60)
-        assert not jobs.fail(s, failed, "x", "again", 60)  # settled once only
+            claims.claim_start(s, job_id, 30)
+        assert moves.complete(s, done, [], {}, 60)
+        assert moves.fail(s, failed, "x", "upstream said no", 60)
+        assert not moves.fail(s, failed, "x", "again", 60)  # settled once only
     with sessions() as s:
         balance = s.get(Tenant, tenant_id).credits
         assert balance == 96  # 4 captured, 10 released

@@ -10,7 +10,7 @@ from core.intake import GroupWriter
 from core.models import CreditEntry, Job, JobWebhook, Tenant
 from core.plans import DEFAULT_PLANS
 from core.tenants import Principal, get_or_create_tenant
-from core.webhooks import JobOptions
+from core.webhooks.schemas import JobOptions
 from providers.registry import OPERATIONS
 
 GEN = OPERATIONS["bria.generate_image"]

@@ -12,9 +12,9 @@ import zlib
 import pytest
 from PIL import Image, ImageFile
 
-from core import media
+from core import media, media_inputs
 from providers.base import IMAGE_LIMITS, VIDEO_LIMITS, MediaInput, MediaLimits, Permanent
-from providers.bria import operations as ops
+from providers.bria.builders import common, editing
 from providers.registry import OPERATIONS
 
 BOMB_SIDE = 20000
@@ -77,7 +77,7 @@ def test_the_crafted_headers_declare_the_huge_size():
 def test_a_bomb_sent_as_base64_to_inpaint_is_a_422_naming_the_field_and_the_limit(make, prefix, no_decoding):
     op = OPERATIONS["bria.inpaint"]
     params = {"image": prefix + b64(make(BOMB_SIDE, BOMB_SIDE)), "mask_type": "border_only", "prompt": "x"}
-    errors = media.check_inputs(op, params)
+    errors = media_inputs.check_inputs(op, params)
     assert len(errors) == 1, errors
     (error,) = errors
     assert error["loc"] == ("body", "image") and error["type"] == "image_too_many_pixels"
@@ -88,7 +88,7 @@ def test_the_alias_paths_apply_the_same_limits():
     alias = next(op for op in OPERATIONS.values() if op.path.endswith("/image/editing/expand-image"))
     params = alias.request_model(image_file=b64(png_declaring(BOMB_SIDE, BOMB_SIDE)),
                                  canvas_size=[1000, 1000]).model_dump(mode="json")
-    op, _params, errors = media.prepare_request(alias, params, OPERATIONS)
+    op, _params, errors = media_inputs.prepare_request(alias, params, OPERATIONS)
     assert op.name == "bria.expand_image" and [e["loc"] for e in errors] == [("body", "image")]
     assert LIMIT_TEXT in errors[0]["msg"]
 
@@ -130,7 +130,7 @@ def test_a_bomb_behind_a_url_ends_the_job_with_the_limit_message(no_decoding):
         return bomb, "image/png"
 
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(OPERATIONS["bria.inpaint"], {"image": "https://h/bomb.png", "mask_type": "border_only"},
+        media_inputs.resolve_inputs(OPERATIONS["bria.inpaint"], {"image": "https://h/bomb.png", "mask_type": "border_only"},
                              fetch=fetch)
     assert info.value.code == "image_too_many_pixels"
     assert info.value.message == (f"image (https://h/bomb.png): the image is {BOMB_SIDE}x{BOMB_SIDE} (400.0 MP); "
@@ -138,18 +138,18 @@ def test_a_bomb_behind_a_url_ends_the_job_with_the_limit_message(no_decoding):
 
 
 @pytest.mark.parametrize("build, params", [
-    (ops.build_inpaint, {"mask_type": "border_only", "prompt": "x"}),
-    (ops.build_expand, {"canvas_size": [1000, 1000]}),
+    (editing.build_inpaint, {"mask_type": "border_only", "prompt": "x"}),
+    (editing.build_expand, {"canvas_size": [1000, 1000]}),
 ])
 def test_the_builders_read_only_the_header_and_refuse_beyond_the_limits(build, params, no_decoding):
     with pytest.raises(Permanent) as info:
         build({"image": b64(png_declaring(BOMB_SIDE, BOMB_SIDE)), **params})
     assert info.value.code in ("image_too_many_pixels", "not_an_image")  # ours, or Pillow's guard first
-    assert ops.image_size(b64(png_declaring(300, 200)), "image") == (300, 200)
+    assert common.image_size(b64(png_declaring(300, 200)), "image") == (300, 200)
 
 
 def test_the_border_mask_still_matches_the_image():
-    body = ops.build_inpaint({"image": b64(small_png((64, 48))), "mask_type": "border_only", "prompt": "x"})
+    body = editing.build_inpaint({"image": b64(small_png((64, 48))), "mask_type": "border_only", "prompt": "x"})
     with Image.open(io.BytesIO(base64.b64decode(body["mask"]))) as mask:
         assert mask.size == (64, 48) and mask.mode == "L"
 
@@ -178,7 +178,7 @@ def test_every_operation_declares_bounded_limits_within_pillows_guard():
                     assert limits.max_bytes == 12 * 1024 * 1024, (op.name, spec.field)  # 004: max 12 MB
             else:
                 assert limits.max_duration is not None, (op.name, spec.field)
-    assert ops.UPSCALE_MAX_OUTPUT_SIDE ** 2 == media.MAX_DECODE_PIXELS
+    assert common.UPSCALE_MAX_OUTPUT_SIDE ** 2 == media.MAX_DECODE_PIXELS
 
 
 def test_bria_limits_follow_the_reference():
@@ -187,7 +187,7 @@ def test_bria_limits_follow_the_reference():
     (video,) = OPERATIONS["bria.video_remove_background"].inputs
     assert (video.max_side, video.max_duration, video.max_bytes) == (16000, 60.0, 200 * 1024 * 1024)
     for spec in OPERATIONS["bria.inpaint"].inputs:
-        assert spec.limits == ops.BRIA_IMAGE == MediaLimits(12 * 1024 * 1024, 4096 * 4096, 8192)
+        assert spec.limits == common.BRIA_IMAGE == MediaLimits(12 * 1024 * 1024, 4096 * 4096, 8192)
     # rows that state nothing get bounded defaults by kind; single values can be overridden
     assert MediaInput("x").limits == IMAGE_LIMITS and MediaInput("v", kind="video").limits == VIDEO_LIMITS
     assert MediaInput("x", max_pixels=5).limits == MediaLimits(12 * 1024 * 1024, 5, 8192)
@@ -240,9 +240,9 @@ def test_video_row_beyond_the_limit_ends_the_job_with_the_message():
         assert max_bytes == 200 * 1024 * 1024
         return clip, "video/mp4"
 
-    assert media.resolve_inputs(op, {"video": "https://h/v.mp4"}, fetch=fetch) == {"video": "https://h/v.mp4"}
-    short = MediaInput("video", kind="video", limits=ops.BRIA_VIDEO, max_duration=0.25, formats=(), url_only=True)
+    assert media_inputs.resolve_inputs(op, {"video": "https://h/v.mp4"}, fetch=fetch) == {"video": "https://h/v.mp4"}
+    short = MediaInput("video", kind="video", limits=common.BRIA_VIDEO, max_duration=0.25, formats=(), url_only=True)
     with pytest.raises(Permanent) as info:
-        media.resolve_inputs(type(op)(**{**op.__dict__, "inputs": (short,)}), {"video": "https://h/v.mp4"},
+        media_inputs.resolve_inputs(type(op)(**{**op.__dict__, "inputs": (short,)}), {"video": "https://h/v.mp4"},
                              fetch=fetch)
     assert info.value.code == "video_too_long" and info.value.message.startswith("video (https://h/v.mp4): ")

@@ -19,7 +19,8 @@ from core.storage import LocalStorage
 from core.tenants import get_or_create_tenant
 from providers.bria.provider import BriaProvider
 from tests.sim_server import running_simulator
-from workers import pipeline
+from workers import pipeline, sweeper
+from workers.context import Context
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def ctx(db, sim, tmp_path):
     settings = Settings(VISIONGATE_DATA_DIR=tmp_path, VISIONGATE_MAX_START_ATTEMPTS=2,
                         VISIONGATE_RETRY_BACKOFF_BASE_SECONDS=0.01)
     sent: list[tuple[str, str, str]] = []
-    c = pipeline.Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
+    c = Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
                          notifier=Notifier(""), providers={"bria": BriaProvider(sim, "tok", timeout=5)},
                          publish=lambda *m, **kw: sent.append(m))
     c.sent = sent
@@ -141,14 +142,14 @@ def test_sweep_dispatches_due_work_and_recovers_lost_workers(ctx):
         s.execute(update(Job).where(Job.id == lost).values(
             status="RUNNING", attempts=1, lease_until=utcnow() - dt.timedelta(seconds=1)))
         s.execute(update(Job).where(Job.id == unpublished).values(published_at=None))
-    counts = pipeline.sweep(ctx)
+    counts = sweeper.sweep(ctx)
     assert counts["polls"] == 1 and counts["recovered"] == 1
     assert ("visiongate.poll", [polled], "bria") in ctx.sent
     starts = {m for m in ctx.sent if m[0] == "visiongate.start"}
     assert {("visiongate.start", lost, "bria"), ("visiongate.start", unpublished, "bria")} <= starts
     assert row(ctx, lost).status == "QUEUED"
     ctx.sent.clear()
-    assert pipeline.sweep(ctx)["starts"] == 0 and not ctx.sent  # nothing is sent twice
+    assert sweeper.sweep(ctx)["starts"] == 0 and not ctx.sent  # nothing is sent twice
 
 
 def test_lost_worker_past_attempt_cap_fails(ctx):
@@ -156,7 +157,7 @@ def test_lost_worker_past_attempt_cap_fails(ctx):
     with ctx.sessions.begin() as s:
         s.execute(update(Job).values(status="RUNNING", attempts=2,
                                      lease_until=utcnow() - dt.timedelta(seconds=1)))
-    pipeline.sweep(ctx)
+    sweeper.sweep(ctx)
     job = row(ctx, job_id)
     assert job.status == "ERROR" and job.error_code == "worker_lost"
 
@@ -167,10 +168,10 @@ def test_expire_deletes_files_then_hides_the_job(ctx):
     job = poll_until_final(ctx, job_id)
     path = ctx.storage.path(job.outputs[0]["key"])
     assert path.exists()
-    assert pipeline.expire(ctx) == 0
+    assert sweeper.expire(ctx) == 0
     with ctx.sessions.begin() as s:
         s.execute(update(Job).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
-    assert pipeline.expire(ctx) == 1
+    assert sweeper.expire(ctx) == 1
     assert not path.exists() and row(ctx, job_id).status == "EXPIRED"
 
 
@@ -198,7 +199,7 @@ def test_one_poll_message_checks_a_batch_of_jobs(ctx, sim):
     with ctx.sessions.begin() as s:  # all due at once
         s.execute(update(Job).values(run_at=utcnow()))
     ctx.settings.poll_batch = 4
-    pipeline.sweep(ctx)
+    sweeper.sweep(ctx)
     batches = [m[1] for m in ctx.sent if m[0] == "visiongate.poll"]
     assert sorted(len(b) for b in batches) == [2, 4] and sorted(sum(batches, [])) == sorted(ids)
     time.sleep(0.3)  # the simulator's latency: every upstream task is done now

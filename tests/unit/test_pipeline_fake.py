@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from core import jobs
+from core.jobs import claims, sweeps
 from core.models import Job, utcnow
 from core.notify import Notifier
 from core.settings import Settings
@@ -20,17 +20,18 @@ from core.storage import LocalStorage
 from core.tenants import get_or_create_tenant
 from providers.fake import OPERATIONS, FakeAsyncProvider, FakeProvider
 from workers import pipeline
+from workers.context import Context
 from workers.inflight import InFlight
 
 OPS = {op.name: op for op in OPERATIONS}
 
 
-def make_ctx(db, tmp_path, provider, inflight: InFlight | None = None) -> pipeline.Context:
+def make_ctx(db, tmp_path, provider, inflight: InFlight | None = None) -> Context:
     sessions, _ = db
     settings = Settings(VISIONGATE_DATA_DIR=tmp_path, VISIONGATE_MAX_START_ATTEMPTS=2,
                         VISIONGATE_RETRY_BACKOFF_BASE_SECONDS=0.01, VISIONGATE_START_LEASE_SECONDS=0.9)
     sent: list[tuple] = []
-    ctx = pipeline.Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
+    ctx = Context(settings=settings, sessions=sessions, storage=LocalStorage(tmp_path / "r"),
                            notifier=Notifier(""), providers={"fake": provider},
                            publish=lambda *m, **kw: sent.append(m), operations=OPS, inflight=inflight)
     ctx.sent = sent
@@ -152,7 +153,7 @@ def test_async_calls_run_many_at_once_without_a_thread_each(db, tmp_path):
 
     def extend(ids: list[str]) -> None:
         with holder["ctx"].sessions.begin() as s:
-            jobs.extend_leases(s, ids, 0.9)
+            claims.extend_leases(s, ids, 0.9)
 
     inflight = InFlight(extend, lease_seconds=0.9)
     ctx = holder["ctx"] = make_ctx(db, tmp_path, provider, inflight)
@@ -174,7 +175,7 @@ def test_in_flight_leases_are_extended_until_the_answer(db, tmp_path):
 
     def extend(ids: list[str]) -> None:
         with holder["ctx"].sessions.begin() as s:
-            jobs.extend_leases(s, ids, 0.9)
+            claims.extend_leases(s, ids, 0.9)
 
     ctx = holder["ctx"] = make_ctx(db, tmp_path, provider, InFlight(extend, lease_seconds=0.9))
     try:
@@ -182,7 +183,7 @@ def test_in_flight_leases_are_extended_until_the_answer(db, tmp_path):
         pipeline.start(ctx, job_id)
         time.sleep(1.5)  # past the 0.9 s lease taken at the claim
         with ctx.sessions() as s:
-            assert jobs.lost_starts(s, 10) == []  # the heartbeat kept it
+            assert sweeps.lost_starts(s, 10) == []  # the heartbeat kept it
         wait_for(lambda: row(ctx, job_id).status == "COMPLETED")
     finally:
         ctx.close()

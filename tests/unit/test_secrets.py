@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 from standardwebhooks import Webhook
 
-from core import secretbox, webhooks
+from core import secretbox
+from core.webhooks import endpoints, schemas, signing, tenant_secrets
 from core.settings import DEV_SECRET, MIN_SECRET_LENGTH, ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,19 +124,19 @@ def make_tenant(sessions: sessionmaker, name: str = "acme") -> str:
 
 def signed(secrets: list[str], body: str = '{"type":"job.completed"}') -> tuple[str, dict[str, str]]:
     now = int(dt.datetime.now(dt.UTC).timestamp())
-    return body, webhooks.signed_headers(secrets, "msg_at_rest", now, body)
+    return body, signing.signed_headers(secrets, "msg_at_rest", now, body)
 
 
 def test_webhook_secrets_are_stored_encrypted_and_still_sign(db):
     sessions, _ = db
     tenant_id = make_tenant(sessions)
     with sessions.begin() as s:  # the API's create-endpoint path
-        webhooks.create_endpoint(s, tenant_id, webhooks.EndpointIn.model_validate(
+        endpoints.create_endpoint(s, tenant_id, schemas.EndpointIn.model_validate(
             {"url": "https://hooks.example.com/x"}, context={"allow_hosts": []}), "http://api")
     with sessions() as s:
-        row = webhooks.tenant_secret(s, tenant_id)
-        plain, doc = row.secret, webhooks.secret_document(row)
-        keys = webhooks.active_secrets(row)
+        row = tenant_secrets.tenant_secret(s, tenant_id)
+        plain, doc = row.secret, tenant_secrets.secret_document(row)
+        keys = tenant_secrets.active_secrets(row)
     raw, previous = raw_secrets(sessions, tenant_id)
     assert plain.startswith("whsec_") and doc["secret"] == plain  # the client still sees the secret
     assert raw.startswith("v1:") and plain not in raw and plain[len("whsec_"):] not in raw
@@ -149,9 +150,9 @@ def test_rotation_keeps_both_secrets_encrypted_and_signing(db):
     sessions, _ = db
     tenant_id = make_tenant(sessions)
     with sessions.begin() as s:
-        old = webhooks.tenant_secret(s, tenant_id).secret
+        old = tenant_secrets.tenant_secret(s, tenant_id).secret
     with sessions.begin() as s:
-        doc = webhooks.secret_document(webhooks.rotate_secret(s, tenant_id, 3600))
+        doc = tenant_secrets.secret_document(tenant_secrets.rotate_secret(s, tenant_id, 3600))
     new = doc["secret"]
     assert new != old and doc["previous_secret_valid_until"]
     raw, previous = raw_secrets(sessions, tenant_id)
@@ -159,7 +160,7 @@ def test_rotation_keeps_both_secrets_encrypted_and_signing(db):
     assert new not in raw and old not in previous
     assert (secretbox.unseal(raw), secretbox.unseal(previous)) == (new, old)
     with sessions() as s:  # a fresh read, as the worker's prepare() does
-        keys = webhooks.active_secrets(webhooks.tenant_secret(s, tenant_id))
+        keys = tenant_secrets.active_secrets(tenant_secrets.tenant_secret(s, tenant_id))
     assert keys == [new, old]
     body, headers = signed(keys)
     assert len(headers["webhook-signature"].split(" ")) == 2
@@ -167,7 +168,7 @@ def test_rotation_keeps_both_secrets_encrypted_and_signing(db):
     # After the grace period only the new one signs.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
     with sessions() as s:
-        assert webhooks.active_secrets(webhooks.tenant_secret(s, tenant_id), later) == [new]
+        assert tenant_secrets.active_secrets(tenant_secrets.tenant_secret(s, tenant_id), later) == [new]
 
 
 def test_sealing_format_and_key_derivation():
@@ -177,7 +178,7 @@ def test_sealing_format_and_key_derivation():
     assert secretbox.unseal("whsec_legacy", LONG) == "whsec_legacy"  # plaintext from before 0008
     with pytest.raises(secretbox.UndecryptableSecret, match="VISIONGATE_SECRET_KEY"):
         secretbox.unseal(a, "another-secret-key-of-enough-length")
-    assert len(secretbox.seal(webhooks.generate_secret(), LONG)) < 200
+    assert len(secretbox.seal(signing.generate_secret(), LONG)) < 200
 
 
 # --------------------------------------------------------------------------- migration 0008
@@ -189,7 +190,7 @@ def _at_0007_with_plaintext(url: str) -> tuple[str, str, str]:
     command.upgrade(alembic_config(url), "0007")
     sessions = sessionmaker(create_engine(url))
     tenant_id = make_tenant(sessions)
-    secret, previous = webhooks.generate_secret(), webhooks.generate_secret()
+    secret, previous = signing.generate_secret(), signing.generate_secret()
     with sessions.begin() as s:
         s.execute(text("INSERT INTO webhook_secrets (tenant_id, secret, previous_secret, previous_until, created_at)"
                        " VALUES (:t, :s, :p, :u, :c)"),
@@ -216,7 +217,7 @@ def test_migration_encrypts_existing_plaintext_secrets(tmp_path):
     assert raw.startswith("v1:") and raw_previous.startswith("v1:")
     assert secret not in raw and previous not in raw_previous
     with sessions() as s:
-        keys = webhooks.active_secrets(webhooks.tenant_secret(s, tenant_id))
+        keys = tenant_secrets.active_secrets(tenant_secrets.tenant_secret(s, tenant_id))
     assert keys == [secret, previous]
     body, headers = signed(keys)
     assert Webhook(secret).verify(body, headers) == Webhook(previous).verify(body, headers)
@@ -240,5 +241,5 @@ def test_migration_runs_on_an_empty_database(tmp_path):
     sessions = sessionmaker(create_engine(url))
     tenant_id = make_tenant(sessions)
     with sessions.begin() as s:
-        plain = webhooks.tenant_secret(s, tenant_id).secret
+        plain = tenant_secrets.tenant_secret(s, tenant_id).secret
     assert raw_secrets(sessions, tenant_id)[0].startswith("v1:") and plain.startswith("whsec_")

@@ -1,4 +1,4 @@
-"""core/webhooks.py without servers: Standard Webhooks signing (checked with the reference
+"""core/webhooks/ without servers: Standard Webhooks signing (checked with the reference
 ``standardwebhooks`` package), the published retry schedule, answer classification, options
 validation; then events, dispatch and the delivery log on a migrated SQLite file."""
 
@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from core import jobs, webhooks
-from core.models import Job, JobWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from core.webhooks import delivery, retry, schemas, signing, tenant_secrets
+from core.jobs import moves
+from core.models import Job, JobWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 from core.settings import Settings
 from core.tenants import get_or_create_tenant
 
@@ -26,30 +27,30 @@ PUBLISHED = [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
 
 # --------------------------------------------------------------------------- signing
 def test_secret_format():
-    secret = webhooks.generate_secret()
+    secret = signing.generate_secret()
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret[len("whsec_"):])) >= 24
-    assert webhooks.generate_secret() != secret
-    assert len(base64.b64decode(webhooks.generate_secret(8)[6:])) == 24  # never under 24 bytes
+    assert signing.generate_secret() != secret
+    assert len(base64.b64decode(signing.generate_secret(8)[6:])) == 24  # never under 24 bytes
 
 
 def test_signature_verifies_with_standardwebhooks():
-    secret = webhooks.generate_secret()
+    secret = signing.generate_secret()
     body = json.dumps({"type": "job.completed", "data": {"request_id": "abc", "status": "COMPLETED"}})
     now = int(utcnow().timestamp())
-    headers = webhooks.signed_headers([secret], "msg_1", now, body)
+    headers = signing.signed_headers([secret], "msg_1", now, body)
     assert headers["webhook-signature"].startswith("v1,")
     assert Webhook(secret).verify(body, headers)["data"]["request_id"] == "abc"
     assert Webhook(secret).sign("msg_1", dt.datetime.fromtimestamp(now, dt.UTC), body) == \
-        webhooks.sign(secret, "msg_1", now, body)
+        signing.sign(secret, "msg_1", now, body)
 
 
 @pytest.mark.parametrize("tamper", ["body", "id", "timestamp", "secret"])
 def test_tampering_breaks_the_signature(tamper):
-    secret = webhooks.generate_secret()
+    secret = signing.generate_secret()
     body = '{"type":"job.failed"}'
     now = int(utcnow().timestamp())
-    headers = webhooks.signed_headers([secret], "msg_2", now, body)
+    headers = signing.signed_headers([secret], "msg_2", now, body)
     if tamper == "body":
         body = '{"type":"job.completed"}'
     elif tamper == "id":
@@ -57,15 +58,15 @@ def test_tampering_breaks_the_signature(tamper):
     elif tamper == "timestamp":
         headers["webhook-timestamp"] = str(now + 1)
     else:
-        secret = webhooks.generate_secret()
+        secret = signing.generate_secret()
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body, headers)
 
 
 def test_rotation_sends_both_signatures_each_verifies():
-    old, new = webhooks.generate_secret(), webhooks.generate_secret()
+    old, new = signing.generate_secret(), signing.generate_secret()
     body = '{"type":"job.completed"}'
-    headers = webhooks.signed_headers([new, old], "msg_4", int(utcnow().timestamp()), body)
+    headers = signing.signed_headers([new, old], "msg_4", int(utcnow().timestamp()), body)
     assert len(headers["webhook-signature"].split(" ")) == 2
     Webhook(old).verify(body, headers)
     Webhook(new).verify(body, headers)
@@ -74,31 +75,31 @@ def test_rotation_sends_both_signatures_each_verifies():
 # --------------------------------------------------------------------------- schedule
 def test_default_schedule_is_the_published_one():
     assert Settings().webhook_retry_schedule == PUBLISHED
-    assert webhooks.schedule(Settings(VISIONGATE_WEBHOOK_RETRY_SCHEDULE="0,0.5,1")) == [0.0, 0.5, 1.0]
-    assert webhooks.schedule(Settings(VISIONGATE_WEBHOOK_RETRY_SCHEDULE="[]")) == [0.0]
+    assert retry.schedule(Settings(VISIONGATE_WEBHOOK_RETRY_SCHEDULE="0,0.5,1")) == [0.0, 0.5, 1.0]
+    assert retry.schedule(Settings(VISIONGATE_WEBHOOK_RETRY_SCHEDULE="[]")) == [0.0]
 
 
 def test_next_delay_follows_the_schedule_then_stops():
     no_jitter = dict(jitter=0.0)
-    assert [webhooks.next_delay(PUBLISHED, n, **no_jitter) for n in range(1, 8)] == PUBLISHED[1:]
-    assert webhooks.next_delay(PUBLISHED, 8) is None  # eight attempts, then the delivery fails
+    assert [retry.next_delay(PUBLISHED, n, **no_jitter) for n in range(1, 8)] == PUBLISHED[1:]
+    assert retry.next_delay(PUBLISHED, 8) is None  # eight attempts, then the delivery fails
     # Jitter only ever adds, at most 10 %.
-    delays = [webhooks.next_delay(PUBLISHED, 2, rng=random.Random(i)) for i in range(50)]
+    delays = [retry.next_delay(PUBLISHED, 2, rng=random.Random(i)) for i in range(50)]
     assert all(300 <= d <= 330 for d in delays) and len(set(delays)) > 1
 
 
 def test_retry_after_postpones_but_never_hurries_and_is_capped():
-    assert webhooks.next_delay(PUBLISHED, 1, retry_after=60, jitter=0) == 60
-    assert webhooks.next_delay(PUBLISHED, 2, retry_after=1, jitter=0) == 300
-    assert webhooks.next_delay(PUBLISHED, 1, retry_after=10**9, max_retry_after=36000, jitter=0) == 36000
-    assert webhooks.next_delay(PUBLISHED, 8, retry_after=5) is None
+    assert retry.next_delay(PUBLISHED, 1, retry_after=60, jitter=0) == 60
+    assert retry.next_delay(PUBLISHED, 2, retry_after=1, jitter=0) == 300
+    assert retry.next_delay(PUBLISHED, 1, retry_after=10**9, max_retry_after=36000, jitter=0) == 36000
+    assert retry.next_delay(PUBLISHED, 8, retry_after=5) is None
 
 
 def test_parse_retry_after():
     now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
-    assert webhooks.parse_retry_after("120") == 120
-    assert webhooks.parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30
-    assert webhooks.parse_retry_after("soon") is None and webhooks.parse_retry_after(None) is None
+    assert retry.parse_retry_after("120") == 120
+    assert retry.parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30
+    assert retry.parse_retry_after("soon") is None and retry.parse_retry_after(None) is None
 
 
 @pytest.mark.parametrize("status, headers, kind, after", [
@@ -107,23 +108,23 @@ def test_parse_retry_after():
     (410, {}, "gone", None), (429, {"retry-after": "7"}, "retry", 7.0), (503, {"retry-after": "3"}, "retry", 3.0),
     (429, {}, "retry", None), (None, {}, "retry", None)])
 def test_classify(status, headers, kind, after):
-    assert webhooks.classify(status, headers) == webhooks.Outcome(kind, after)
+    assert retry.classify(status, headers) == retry.Outcome(kind, after)
 
 
 # --------------------------------------------------------------------------- options
 def test_job_options():
     ctx = {"allow_hosts": ["127.0.0.3"]}
-    opts = webhooks.JobOptions.model_validate(
+    opts = schemas.JobOptions.model_validate(
         {"prompt": "ignored", "webhook_url": "http://127.0.0.3:9/h", "webhook_events": ["started", "job.failed"]},
         context=ctx)
     assert opts.events() == ["job.started", "job.failed"]
-    assert webhooks.JobOptions.model_validate({"webhook_url": "https://e.com/h"}, context=ctx).events() == \
+    assert schemas.JobOptions.model_validate({"webhook_url": "https://e.com/h"}, context=ctx).events() == \
         ["job.completed", "job.failed"]
     for bad in ({"webhook_url": "http://127.0.0.1/h"}, {"webhook_url": "gopher://e.com"},
                 {"webhook_url": "https://e.com", "webhook_events": ["done"]},
                 {"webhook_events": ["completed"]}):
         with pytest.raises(ValidationError):
-            webhooks.JobOptions.model_validate(bad, context=ctx)
+            schemas.JobOptions.model_validate(bad, context=ctx)
 
 
 # --------------------------------------------------------------------------- events and the log
@@ -162,11 +163,11 @@ def test_finishing_a_job_records_its_event_in_the_same_transaction(sessions, set
         s.add(WebhookEndpoint(tenant_id=tenant_id, url="http://127.0.0.1:1/tenant",
                               events=["job.completed", "job.failed"], base_url=""))
     with sessions.begin() as s:
-        assert jobs.complete(s, job_id, [{"key": "k/0.png", "content_type": "image/png"}], {}, 60)
+        assert moves.complete(s, job_id, [{"key": "k/0.png", "content_type": "image/png"}], {}, 60)
     got = deliveries(sessions, job_id)
     # Completed without a SUBMITTED step (inline outputs): job.started first, then completed.
     with sessions() as s:
-        types = {d.url: sorted(s.get(webhooks.WebhookEvent, x.event_id).type for x in got if x.url == d.url)
+        types = {d.url: sorted(s.get(WebhookEvent, x.event_id).type for x in got if x.url == d.url)
                  for d in got}
     assert types == {"http://127.0.0.1:1/own": ["job.completed", "job.started"],
                      "http://127.0.0.1:1/tenant": ["job.completed"]}
@@ -175,7 +176,7 @@ def test_finishing_a_job_records_its_event_in_the_same_transaction(sessions, set
     # A job nobody listens to records nothing.
     quiet, _ = make_job(sessions, tenant="quiet")
     with sessions.begin() as s:
-        jobs.fail(s, quiet, "x", "y", 60)
+        moves.fail(s, quiet, "x", "y", 60)
     assert deliveries(sessions, quiet) == []
 
 
@@ -205,7 +206,7 @@ def test_dispatch_send_retry_and_log(sessions, settings):
         job_id, tenant_id = make_job(sessions, webhook={"url": f"http://127.0.0.1:{srv.server_address[1]}/x",
                                                         "events": ["job.failed"]})
         with sessions.begin() as s:
-            jobs.fail(s, job_id, "upstream_500", "boom", 60)
+            moves.fail(s, job_id, "upstream_500", "boom", 60)
         client = worker_hooks.make_client(settings)
         published: list[str] = []
         assert worker_hooks.dispatch(sessions, settings, published.append) == 1
@@ -223,8 +224,8 @@ def test_dispatch_send_retry_and_log(sessions, settings):
         assert worker_hooks.deliver(sessions, settings, client, published[1]) is None  # duplicate message
 
         with sessions() as s:
-            secret = webhooks.tenant_secret(s, tenant_id).secret
-            log = webhooks.list_deliveries(s, tenant_id, job_id=job_id)
+            secret = tenant_secrets.tenant_secret(s, tenant_id).secret
+            log = delivery.list_deliveries(s, tenant_id, job_id=job_id)
         assert [(a["status_code"], a["trigger"], a["response_body"]) for a in log[0]["attempts"]] == \
             [(500, "initial", "no"), (200, "retry", "ok")]
         headers, body = received[-1]
@@ -235,7 +236,7 @@ def test_dispatch_send_retry_and_log(sessions, settings):
 
         # Redelivery re-arms it: a new round, a manual attempt.
         with sessions.begin() as s:
-            assert webhooks.redeliver(s, tenant_id, job_id=job_id) == [log[0]["id"]]
+            assert delivery.redeliver(s, tenant_id, job_id=job_id) == [log[0]["id"]]
         replies.append(200)
         ids: list[str] = []
         worker_hooks.dispatch(sessions, settings, ids.append)
@@ -249,7 +250,7 @@ def test_dispatch_send_retry_and_log(sessions, settings):
 
 
 def _attempt(status: int, headers: dict | None = None, error: str | None = None, blocked: bool = False):
-    return webhooks.AttemptResult(status, 5, "x", error, headers or {}, blocked)
+    return delivery.AttemptResult(status, 5, "x", error, headers or {}, blocked)
 
 
 def test_exhaustion_410_and_blocked(sessions, settings):
@@ -259,31 +260,31 @@ def test_exhaustion_410_and_blocked(sessions, settings):
         s.add(ep)
         s.flush()
         ep_id = ep.id
-        jobs.fail(s, job_id, "e", "m", 60)
+        moves.fail(s, job_id, "e", "m", 60)
     other, _ = make_job(sessions)
     with sessions.begin() as s:
-        jobs.fail(s, other, "e", "m", 60)
+        moves.fail(s, other, "e", "m", 60)
     [d1], [d2] = deliveries(sessions, job_id), deliveries(sessions, other)
 
     def attempt(delivery_id, result):
         with sessions.begin() as s:
-            prepared = webhooks.prepare(s, delivery_id, settings)
-            assert isinstance(prepared, webhooks.Prepared)
+            prepared = delivery.prepare(s, delivery_id, settings)
+            assert isinstance(prepared, delivery.Prepared)
             assert prepared.url == "https://hooks.example/a"
-            return webhooks.record_attempt(s, prepared, result, settings)
+            return delivery.record_attempt(s, prepared, result, settings)
 
     # 500 three times: the three-entry schedule is spent.
     assert [attempt(d1.id, _attempt(500)) for _ in range(3)] == ["pending", "pending", "failed"]
     # 410: the endpoint is disabled and its other pending deliveries stop.
     with sessions.begin() as s:
-        webhooks.redeliver(s, tenant_id, job_id=job_id)
+        delivery.redeliver(s, tenant_id, job_id=job_id)
     assert attempt(d1.id, _attempt(410)) == "failed"
     with sessions() as s:
         assert s.get(WebhookEndpoint, ep_id).enabled is False
         assert s.get(WebhookDelivery, d2.id).status == "failed"
-        assert isinstance(webhooks.prepare(s, d2.id, settings), type(None))
+        assert isinstance(delivery.prepare(s, d2.id, settings), type(None))
     # A blocked destination is not retried.
     with sessions.begin() as s:
         s.get(WebhookEndpoint, ep_id).enabled = True
-        webhooks.redeliver(s, tenant_id, job_id=other)
+        delivery.redeliver(s, tenant_id, job_id=other)
     assert attempt(d2.id, _attempt(None, error="blocked: private", blocked=True)) == "failed"

@@ -14,7 +14,7 @@ service", "Rate limits and errors"):
 
 Images are real PNGs (see ``render.py``) served from ``GET /files/{request_id}.png`` without
 auth, like Bria's pre-signed result URLs. A control API under ``/_sim/`` (fault injection,
-latency, counters) is the only addition. State lives in memory: run a single process.
+latency, counters) is the only addition. State lives in memory (state.py): run a single process.
 """
 
 from __future__ import annotations
@@ -25,134 +25,26 @@ import secrets
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from providers.simulator.faults import FaultBook, FaultRule
 from providers.bria.simulator import endpoints, tailored
-from providers.simulator.render import ASPECT_RATIOS, render_png
+from providers.bria.simulator.responses import bria_error, http_fault
+from providers.bria.simulator.state import SimState, SimTask, file_name
+from providers.simulator.faults import FaultRule
+from providers.simulator.render import ASPECT_RATIOS
 
 DEFAULT_LATENCY_SECONDS = 2.0
-MAX_TASKS = 50_000  # oldest tasks are forgotten beyond this (Bria expires them too)
-MAX_CACHED_IMAGES = 256
 MAX_SEED = 2**31 - 1
 GENERATE_RESOLUTIONS = ("1MP", "4MP")  # /v2/image/generate
 
 
-# --------------------------------------------------------------------------- state
-Produce = Callable[[], list[tuple[bytes, str, str]]]  # -> [(bytes, media type, extension)]
-
-
-@dataclass
-class SimTask:
-    request_id: str
-    prompt: str
-    seed: int
-    aspect_ratio: str
-    resolution: str
-    created: float
-    latency: float
-    error: dict[str, Any] | None = None  # set by an "error" fault: the task ends in ERROR
-    unknown_once: bool = False  # set by an "unknown" fault on submit
-    # Editing/product/video tasks: how to make the outputs (None: render the generated image).
-    produce: Produce | None = None
-    result_key: str = "image_url"  # video tasks answer result.video_url
-    meta: dict[str, Any] | None = None  # result fields besides the URL (None: seed/prompt/refined_prompt)
-    ext: str | None = None  # extension of the first output, known once it is made
-
-    def done(self, now: float) -> bool:
-        return now - self.created >= self.latency
-
-    def progress(self, now: float) -> float:
-        return 1.0 if self.latency <= 0 else min(0.99, round((now - self.created) / self.latency, 2))
-
-
-@dataclass
-class SimState:
-    default_latency: float
-    api_token: str | None
-    latency: float = 0.0
-    faults: FaultBook = field(default_factory=FaultBook)
-    tasks: OrderedDict[str, SimTask] = field(default_factory=OrderedDict)
-    images: OrderedDict[str, list[tuple[bytes, str, str]]] = field(default_factory=OrderedDict)
-    counters: dict[str, int] = field(default_factory=lambda: {"submit": 0, "status": 0, "download": 0})
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.latency = self.default_latency
-
-    def count(self, what: str) -> None:
-        with self.lock:
-            self.counters[what] += 1
-
-    def add_task(self, task: SimTask) -> None:
-        with self.lock:
-            self.tasks[task.request_id] = task
-            while len(self.tasks) > MAX_TASKS:
-                self.tasks.popitem(last=False)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.counters = {k: 0 for k in self.counters}
-            self.latency = self.default_latency
-        self.faults.clear()
-
-    def outputs(self, task: SimTask) -> list[tuple[bytes, str, str]]:
-        """The task's files, made on first use and kept in a bounded LRU cache."""
-        key = task.request_id
-        with self.lock:
-            if key in self.images:
-                self.images.move_to_end(key)
-                return self.images[key]
-        if task.produce is not None:
-            data = task.produce()
-        else:
-            data = [(render_png(task.prompt, task.seed, task.aspect_ratio, task.resolution), "image/png", "png")]
-        with self.lock:
-            self.images[key] = data
-            while len(self.images) > MAX_CACHED_IMAGES:
-                self.images.popitem(last=False)
-        return data
-
-    def image_bytes(self, task: SimTask) -> bytes:
-        return self.outputs(task)[0][0]
-
-
-def file_name(request_id: str, index: int, ext: str) -> str:
-    return f"{request_id}.{ext}" if index == 0 else f"{request_id}_{index}.{ext}"
-
-
-# --------------------------------------------------------------------------- responses
-def bria_error(
-    http_status: int, message: str, details: str = "", headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """Bria's error body: ``{"error": {"code", "message", "details"}}``."""
-    body = {"error": {"code": http_status, "message": message, "details": details}}
-    return JSONResponse(body, status_code=http_status, headers=headers)
-
-
-def http_fault(rule: FaultRule) -> JSONResponse | None:
-    """The response for an HTTP-level fault (429/500/503); ``None`` for the other kinds."""
-    if rule.kind == "429":
-        headers = {"Retry-After": _format_seconds(rule.retry_after)} if rule.retry_after is not None else None
-        return bria_error(429, rule.message or "Too Many Requests", "rate limit exceeded (simulated)", headers)
-    if rule.kind in ("500", "503"):
-        status = int(rule.kind)
-        reason = "Internal Server Error" if status == 500 else "Service Unavailable"
-        return bria_error(status, rule.message or reason, "simulated failure")
-    return None
-
-
-def _format_seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
+# --------------------------------------------------------------------------- responses (bria_error, http_fault: responses.py)
 def _rule_error(rule: FaultRule) -> dict[str, Any]:
     return {
         "code": rule.code if rule.code is not None else 500,
@@ -461,5 +353,5 @@ def create_app(latency_seconds: float | None = None, api_token: str | None = Non
         state.reset()
         return {"counters": dict(state.counters), "latency_seconds": state.latency, "pending": []}
 
-    tailored.mount(app, state)  # Bria tailored generation (LoRA): providers/simulator/tailored.py
+    tailored.mount(app, state)  # Bria tailored generation (LoRA): tailored.py
     return app

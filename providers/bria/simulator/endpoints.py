@@ -1,7 +1,7 @@
 """The simulator's Bria endpoints beyond ``/v2/image/generate``: body parsing (Bria-style minimal
 validation) and the recipe that makes each endpoint's outputs (see ``edit.py``/``video.py``).
 
-Paths and field names follow the adapter's mapping (providers/bria/operations.py, sources
+Paths and field names follow the adapter's mapping (providers/bria/builders/, sources
 [S1]–[S5] there). v2 endpoints answer 202 + status like generation; v1 endpoints answer
 synchronously in their own shapes (``result_url``; ``result: [{urls, seed}]``; lifestyle
 ``result: [[url, seed, session_id]]``; ``objects_masks``; ``prompt variations``).

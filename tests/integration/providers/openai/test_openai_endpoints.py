@@ -15,7 +15,7 @@ from PIL import Image
 from tests.integration.conftest import Client
 from tests.integration.system import System
 from tests.integration.test_batches import results, upload, wait_batch
-from tests.integration.test_bria_endpoints import b64, files, subject  # noqa: F401 - fixture
+from tests.integration.bria_media import b64, subject
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_generate_image_answers_with_the_images(oc: Client, system: System):
     assert stats, stats
 
 
-def test_edit_image_sends_the_fetched_image(oc: Client, files):  # noqa: F811
+def test_edit_image_sends_the_fetched_image(oc: Client, files):
     url = files.image("teapot.png", subject((640, 480)))
     resp = oc.http.post(f"{O}/editing-generation/edit-image", json={
         "prompt": "make it look like a watercolour", "image_url": url, "aspect_ratio": "2:3"})

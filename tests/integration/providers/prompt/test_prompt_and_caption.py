@@ -12,7 +12,6 @@ from PIL import Image
 
 from tests.integration.conftest import Client
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import files  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +77,7 @@ def landscape(colour=(20, 60, 200)) -> Image.Image:
 
 
 @pytest.mark.parametrize("provider", ["openai", "gemini"])
-def test_image_caption_describes_the_real_image(tc: Client, files, provider: str):  # noqa: F811
+def test_image_caption_describes_the_real_image(tc: Client, files, provider: str):
     url = files.image(f"blue-{provider}.png", landscape())
     doc = result(tc.http.post(f"{C}/image", json={"image_url": url, "possible_tags": None,
                                                   "model_provider": provider, "mode": "expert"}))
@@ -88,7 +87,7 @@ def test_image_caption_describes_the_real_image(tc: Client, files, provider: str
 
 
 @pytest.mark.parametrize("provider", ["openai", "gemini"])
-def test_image_tagging_picks_from_the_allowed_tags(tc: Client, files, provider: str):  # noqa: F811
+def test_image_tagging_picks_from_the_allowed_tags(tc: Client, files, provider: str):
     url = files.image(f"red-{provider}.png", Image.new("RGB", (300, 500), (220, 30, 30)))
     allowed = ["red", "green", "portrait", "landscape", "night"]
     doc = result(tc.http.post(f"{C}/image", json={"image_url": url, "mode": "image_tagging", "nbr_tags": 2,
@@ -96,13 +95,13 @@ def test_image_tagging_picks_from_the_allowed_tags(tc: Client, files, provider: 
     assert 1 <= len(doc["tags"]) <= 2 and set(doc["tags"]) <= set(allowed), doc
 
 
-def test_caption_of_a_url_that_is_not_an_image_is_the_clients_fault(tc: Client, files):  # noqa: F811
+def test_caption_of_a_url_that_is_not_an_image_is_the_clients_fault(tc: Client, files):
     url = files.put("words.png", b"no pixels here", "image/png")
     resp = tc.http.post(f"{C}/image", json={"image_url": url, "possible_tags": None})
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "not_an_image", resp.text
 
 
-def test_video_caption_from_sampled_frames(tc: Client, files):  # noqa: F811
+def test_video_caption_from_sampled_frames(tc: Client, files):
     from providers.bria.simulator.video import make_test_video
 
     url = files.put("clip.mp4", make_test_video(), "video/mp4")

@@ -1,7 +1,7 @@
-"""Tailored generation (LoRA), unit tier: id rules, the intake resolver against a migrated SQLite
-database (tenant scoping, training state, 004's model-dependent rule), Bria status handling, the
-mapping of Bria's failures to answers, SSRF refusal of training image URLs, and the simulator's
-image analysis and rendering."""
+"""Tailored generation (LoRA), unit tier: id rules, the state rules, the intake resolver against a
+migrated SQLite database (tenant scoping, training state, 004's model-dependent rule), Bria status
+handling, the mapping of Bria's failures to answers, SSRF refusal of training image URLs (the
+routes' kit as the API builds it), and the simulator's image analysis and rendering."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ from fastapi.exceptions import RequestValidationError
 from PIL import Image, ImageDraw
 
 from api.errors import ApiError
-from api.routes import lora as routes
-from core import lora
-from core.models import LoraDataset, LoraModel, LoraProject
+from api.plugins import route_kit
+from core.settings import Settings
 from core.tenants import get_or_create_tenant
 from providers.base import InvalidRequest, Permanent, RateLimited, Retryable
-from providers.bria import operations as ops
+from providers.bria.builders import generation
+from providers.bria.tailored import service
+from providers.bria.tailored.client import TAILORED_MODEL_KEY
+from providers.bria.tailored.routes_common import Tailored, path_id, same_id
+from providers.bria.tailored.tables import LoraDataset, LoraModel, LoraProject
 from providers.bria.simulator import edit
-from providers.bria.simulator.tailored import caption_for, colour_name, palette_of, render_tailored
+from providers.bria.simulator.tailored_looks import caption_for, colour_name, palette_of, render_tailored
 
 
 # --------------------------------------------------------------------------- ids
@@ -29,18 +32,18 @@ from providers.bria.simulator.tailored import caption_for, colour_name, palette_
     ("12", 12), (12, 12), (" 7 ", 7), ("0", None), (0, None), (-3, None), ("-3", None), ("1e3", None),
     ("abc", None), ("", None), (True, None), (None, None), (3.0, None), ("99999999999", None)])
 def test_parse_id(value, expected):
-    assert lora.parse_id(value) == expected
+    assert service.parse_id(value) == expected
 
 
 def test_path_and_body_ids():
-    assert routes.path_id("project_id", "42") == 42
+    assert path_id("project_id", "42") == 42
     with pytest.raises(RequestValidationError) as info:
-        routes.path_id("project_id", "forty-two")
+        path_id("project_id", "forty-two")
     (err,) = info.value.errors()
     assert err["loc"] == ("path", "project_id") and err["type"] == "int_parsing"
-    routes.same_id("dataset_id", 5, 5)
+    same_id("dataset_id", 5, 5)
     with pytest.raises(RequestValidationError) as info:
-        routes.same_id("dataset_id", 5, 6)
+        same_id("dataset_id", 5, 6)
     (err,) = info.value.errors()
     assert err["loc"] == ("body", "dataset_id") and err["type"] == "id_mismatch"
     assert "(6)" in err["msg"] and "(5)" in err["msg"]
@@ -48,15 +51,37 @@ def test_path_and_body_ids():
 
 # --------------------------------------------------------------------------- Bria model states
 def test_status_spellings_and_timestamps():
-    assert lora.normalise_status("completed", "Created") == "Completed"
-    assert lora.normalise_status("InProgress", "Created") == "InProgress"
-    assert lora.normalise_status("in_progress", "Created") == "InProgress"
-    assert lora.normalise_status(None, "Stopping") == "Stopping"
+    assert service.normalise_status("completed", "Created") == "Completed"
+    assert service.normalise_status("InProgress", "Created") == "InProgress"
+    assert service.normalise_status("in_progress", "Created") == "InProgress"
+    assert service.normalise_status(None, "Stopping") == "Stopping"
     model = LoraModel(status="Created", training_started_at=None, training_finished_at=None, error=None)
-    lora.apply_model_state(model, {"status": "InProgress"})
+    service.apply_model_state(model, {"status": "InProgress"})
     assert model.status == "InProgress" and model.training_started_at and not model.training_finished_at
-    lora.apply_model_state(model, {"status": "Failed", "error": {"message": "GPU lost"}})
+    service.apply_model_state(model, {"status": "Failed", "error": {"message": "GPU lost"}})
     assert model.status == "Failed" and model.training_finished_at and model.error == "GPU lost"
+
+
+# --------------------------------------------------------------------------- state rules
+def test_state_rules_refuse_with_a_code():
+    draft, done = LoraDataset(id=4, status="draft"), LoraDataset(id=5, status="completed")
+    created = LoraModel(id=9, status="Created")
+    assert service.training_start_refusal(created, done, 5) is None
+    for model, dataset, count, code in [(LoraModel(id=9, status="InProgress"), done, 5, "training_in_progress"),
+                                        (LoraModel(id=9, status="Completed"), done, 5, "training_not_restartable"),
+                                        (created, None, 0, "dataset_missing"),
+                                        (created, draft, 5, "dataset_not_completed"),
+                                        (created, done, 4, "dataset_too_small")]:
+        assert service.training_start_refusal(model, dataset, count).code == code
+    assert service.image_upload_refusal(done, 0).code == "dataset_completed"
+    assert service.image_upload_refusal(draft, 200).code == "dataset_full"
+    assert service.image_upload_refusal(draft, 199) is None
+    assert service.dataset_update_refusal(draft, {"status": "completed"}, 4, []).code == "dataset_too_small"
+    back = service.dataset_update_refusal(done, {"status": "draft"}, 5, [9])
+    assert back.code == "training_in_progress" and back.message.endswith("model(s) 9; it cannot go back to draft now")
+    assert service.dataset_update_refusal(done, {"status": "draft"}, 5, []) is None
+    assert service.model_delete_refusal(LoraModel(id=9, status="Stopping")).code == "training_in_progress"
+    assert service.training_stop_refusal(created).code == "not_training"
 
 
 # --------------------------------------------------------------------------- the intake resolver
@@ -89,7 +114,7 @@ def _resolve(db, field: str, params: dict, tenant: str, **kw) -> dict:
 
     async def go() -> dict:
         async with asessions() as session:
-            return await lora.resolver(field, **kw)(params, tenant, session)
+            return await service.resolver(field, **kw)(params, tenant, session, Settings().upstream_defaults())
 
     return asyncio.run(go())
 
@@ -98,8 +123,8 @@ def test_resolver_scopes_by_tenant_and_training_state(db):
     ids = _seed(db)
     trained = ids["a.Completed.light"]
     out = _resolve(db, "model_id", {"model_id": str(trained), "prompt": "a fox"}, ids["a"])
-    assert out[lora.UPSTREAM_MODEL_KEY] == "bria-a-Completed-light" and out["model_id"] == str(trained)
-    assert ops.route_lora_image(out) == "/v1/text-to-image/tailored/bria-a-Completed-light"
+    assert out[TAILORED_MODEL_KEY] == "bria-a-Completed-light" and out["model_id"] == str(trained)
+    assert generation.route_lora_image(out) == "/v1/text-to-image/tailored/bria-a-Completed-light"
     # no model_id: unchanged
     assert _resolve(db, "model_id", {"prompt": "a fox"}, ids["a"]) == {"prompt": "a fox"}
     cases = [(str(ids["b.Completed.light"]), "model_not_found"),  # another tenant's
@@ -121,23 +146,23 @@ def test_max_models_do_not_support_fast(db):
     with pytest.raises(InvalidRequest) as info:
         _resolve(db, "model_id", params, ids["a"], lora_rules=True)
     assert info.value.errors[0]["loc"] == ("body", "fast")
-    assert _resolve(db, "model_id", {**params, "fast": False}, ids["a"], lora_rules=True)[lora.UPSTREAM_MODEL_KEY]
+    assert _resolve(db, "model_id", {**params, "fast": False}, ids["a"], lora_rules=True)[TAILORED_MODEL_KEY]
     # the rule is the LoRA endpoint's: the plain endpoints have no fast-with-max rule
-    assert _resolve(db, "model_id", params, ids["a"])[lora.UPSTREAM_MODEL_KEY] == "bria-a-Completed-max"
+    assert _resolve(db, "model_id", params, ids["a"])[TAILORED_MODEL_KEY] == "bria-a-Completed-max"
 
 
 def test_lora_bodies():
     p = {"model_id": "3", "_tailored_model_id": "777", "prompt": "a fox", "num_results": 2, "aspect_ratio": "4:3",
          "sync": True, "fast": False, "steps_num": 30, "model_influence": 0.8, "include_generation_prefix": True,
          "seed": 9}
-    assert ops.build_lora_image(p) == {"prompt": "a fox", "num_results": 2, "aspect_ratio": "4:3", "fast": False,
+    assert generation.build_lora_image(p) == {"prompt": "a fox", "num_results": 2, "aspect_ratio": "4:3", "fast": False,
                                        "steps_num": 30, "model_influence": 0.8, "include_generation_prefix": True,
                                        "seed": 9}
-    v = ops.build_lora_vector({**p, "bria_model_version": "3.2", "negative_prompt": "text",
+    v = generation.build_lora_vector({**p, "bria_model_version": "3.2", "negative_prompt": "text",
                                "guidance_method_1": "controlnet_canny", "guidance_method_1_image_url": "QUJD"})
     assert v["negative_prompt"] == "text" and v["guidance_method_1_image_file"] == "QUJD"
     assert "bria_model_version" not in v and "model_id" not in v and v["model_influence"] == 0.8
-    assert ops.route_lora_vector(p) == "/v1/text-to-vector/tailored/777"
+    assert generation.route_lora_vector(p) == "/v1/text-to-vector/tailored/777"
 
 
 # --------------------------------------------------------------------------- Bria failures → answers
@@ -145,7 +170,7 @@ def _upstream(exc: Exception, **kw):
     def fail():
         raise exc
 
-    return asyncio.run(routes.upstream(fail, **kw))
+    return asyncio.run(Tailored(route_kit(Settings())).upstream(fail, **kw))
 
 
 def test_upstream_failures_map_to_answers():
@@ -170,12 +195,18 @@ def test_upstream_failures_map_to_answers():
     assert _upstream(Permanent("gone", http_status=404), missing_ok=True) is None
 
 
-def test_training_image_urls_are_fetched_ssrf_safely():
+def test_training_images_are_fetched_ssrf_safely_and_checked():
     for url in ("http://127.0.0.1/x.png", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/a.png"):
         with pytest.raises(InvalidRequest) as info:
-            lora.fetch_training_image(url, ())
+            route_kit(Settings()).fetch_media(url, service.TRAINING_IMAGE_URL)
         (err,) = info.value.errors
         assert err["loc"] == ("body", "image_url") and err["type"] == "input_url_blocked", err
+    decode = route_kit(Settings()).decode_media
+    for value, kind in ((123, "string_type"), ("not base64!", "base64_invalid"), ("QUJD", "not_an_image")):
+        with pytest.raises(InvalidRequest) as info:
+            decode(value, service.TRAINING_IMAGE_FILE)
+        (err,) = info.value.errors
+        assert err["loc"] == ("body", "image_file") and err["type"] == kind, err
 
 
 # --------------------------------------------------------------------------- simulator: captions and looks

@@ -1,246 +1,23 @@
-"""Tailored generation (LoRA) end to end: /api/v1/bria-lora/… through HTTP, the real worker and the
-simulator's tailored-generation API (providers/bria/simulator/tailored.py).
-
-One trained model per tenant is built once for the module (project → dataset → five images
-fetched from URLs → captions → completed → model → training); the other tests use it. Training
-in the simulator is set to ~1.5 s.
-"""
+"""Tailored generation (LoRA) end to end, managing: tenant scoping, uploads, the state rules of
+datasets, models and training, Bria's failures and the envelope, through HTTP against the
+simulator's tailored-generation API, with the package's trained models (conftest.py)."""
 
 from __future__ import annotations
 
 import base64
-import io
 import time
-import xml.etree.ElementTree as ET
-from typing import Any, Iterator
 
 import httpx
 import pytest
-from PIL import Image, ImageDraw
 
-from tests.integration.conftest import Client
+from tests.integration.bria_media import encode
+from tests.integration.providers.bria.tailored import (L, ORANGE, TEAL, detail, error, ok, training_image,
+                                                       wait_model)
 from tests.integration.system import System
-from tests.integration.test_bria_endpoints import Files, encode
 
 pytestmark = pytest.mark.integration
 
-L = "/api/v1/bria-lora"
-TRAINING_SECONDS = 1.5
-ORANGE, TEAL = (235, 120, 20), (20, 150, 150)
-PURPLE, LIME = (120, 40, 160), (150, 220, 40)
 
-
-def training_image(main: tuple[int, int, int], accent: tuple[int, int, int], i: int, size=(320, 320)) -> Image.Image:
-    img = Image.new("RGB", size, main)
-    draw = ImageDraw.Draw(img)
-    w, h = size
-    draw.ellipse((w * 0.1 + i * 8, h * 0.2, w * 0.5 + i * 8, h * 0.6), fill=accent)
-    return img
-
-
-def ok(resp: httpx.Response, status: int = 200) -> Any:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert body["status"] == "success" and set(body) == {"status", "result"}, body
-    return body["result"]
-
-
-def error(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert body["status"] == "error" and set(body["error"]) >= {"code", "message"}, body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]
-
-
-def detail(resp: httpx.Response, loc: list[Any], kind: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == 422, resp.text
-    items = resp.json()["detail"]
-    hit = [d for d in items if d["loc"] == loc]
-    assert hit, items
-    if kind is not None:
-        assert hit[0]["type"] == kind, items
-    return hit[0]
-
-
-def wait_model(c: Client, model_id: int, until: set[str], timeout: float = 30) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        model = ok(c.http.get(f"{L}/models/{model_id}"))
-        if model["status"] in until:
-            return model
-        time.sleep(0.2)
-    raise TimeoutError(f"model {model_id} still {model['status']}")
-
-
-def near_palette(rgb: tuple[int, ...], palette: list[tuple[int, int, int]], tol: int = 40) -> bool:
-    return any(all(abs(a - b) <= tol for a, b in zip(rgb, p)) for p in palette)
-
-
-@pytest.fixture(scope="module")
-def lora_files() -> Iterator[Files]:
-    server = Files()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def tenants(system: System, make_key) -> Iterator[tuple[Client, Client]]:
-    system.sim("POST", "/_sim/tailored/config",
-               json={"training_seconds": TRAINING_SECONDS, "captions_seconds": 0.3}).raise_for_status()
-    a = Client(system.api_url, make_key("lora-a", "enterprise"))
-    b = Client(system.api_url, make_key("lora-b", "enterprise"))
-    yield a, b
-    a.http.close()
-    b.http.close()
-
-
-def build_dataset(c: Client, files: Files, tag: str, colours: tuple[tuple[int, int, int], ...],
-                  n: int = 5) -> tuple[dict, dict, list[dict]]:
-    project = ok(c.http.post(f"{L}/projects", json={"project_name": f"brand {tag}", "ip_medium": "illustration",
-                                                    "ip_type": "style", "project_description": "flat shapes"}))
-    dataset = ok(c.http.post(f"{L}/datasets", json={"project_id": project["id"], "name": f"set {tag}"}))
-    images = []
-    for i in range(n):
-        url = files.image(f"{tag}-{i}.png", training_image(*colours, i))
-        images.append(ok(c.http.post(f"{L}/datasets/{dataset['id']}/images",
-                                     json={"dataset_id": dataset["id"], "image_url": url})))
-    return project, dataset, images
-
-
-def trained_model(c: Client, dataset: dict, name: str, version: str = "light") -> dict[str, Any]:
-    ok(c.http.put(f"{L}/datasets/{dataset['id']}", json={"dataset_id": dataset["id"], "status": "completed"}))
-    model = ok(c.http.post(f"{L}/models", json={"name": name, "dataset_id": dataset["id"],
-                                                 "training_version": version}))
-    assert model["status"] == "Created"
-    started = ok(c.http.post(f"{L}/models/{model['id']}/training/start"))
-    assert started["status"] == "InProgress" and started["training_started_at"]
-    return model
-
-
-@pytest.fixture(scope="module")
-def world(tenants, lora_files) -> dict[str, Any]:
-    """Tenant A: project/dataset/model on orange+teal images; tenant B: on purple+lime. Both
-    trained (in parallel)."""
-    a, b = tenants
-    pa, da, ia = build_dataset(a, lora_files, "a", (ORANGE, TEAL))
-    pb, db, _ = build_dataset(b, lora_files, "b", (PURPLE, LIME))
-    ma = trained_model(a, da, "orange model")
-    mb = trained_model(b, db, "purple model", version="max")
-    ma = wait_model(a, ma["id"], {"Completed"})
-    mb = wait_model(b, mb["id"], {"Completed"})
-    return {"a": a, "b": b, "project_a": pa, "dataset_a": da, "images_a": ia, "model_a": ma,
-            "project_b": pb, "dataset_b": db, "model_b": mb}
-
-
-# =========================================================================== the whole life
-def test_full_life_generate_image_and_vector_with_the_trained_model(world):
-    a: Client = world["a"]
-    model, dataset, images = world["model_a"], world["dataset_a"], world["images_a"]
-    # captions came from the uploaded images (size and colours), stored with our records
-    for image in images:
-        assert image["caption_source"] == "automatic"
-        assert "320x320" in image["caption"] and "orange" in image["caption"], image["caption"]
-        assert image["width"] == 320 and image["format"] == "PNG" and image["source_url"].startswith("http")
-    listed = ok(a.http.get(f"{L}/datasets/{dataset['id']}/images"))
-    assert [i["id"] for i in listed] == [i["id"] for i in images]
-    got = ok(a.http.get(f"{L}/datasets/{dataset['id']}"))
-    assert got["status"] == "completed" and got["images_count"] == 5
-    assert model["trained"] is True and model["training_finished_at"]
-
-    # generate-image (sync by default, per 004): a real PNG drawn in the training palette
-    result = ok(a.http.post(f"{L}/image/generation/generate-image",
-                            json={"model_id": str(model["id"]), "prompt": "a fox in a forest", "seed": 11,
-                                  "aspect_ratio": "4:3", "num_results": 2}))
-    assert result["status"] == "COMPLETED" and len(result["urls"]) == 2 and result["seed"] == 11
-    assert result["status_url"].endswith(f"/api/v1/bria/status/{result['request_id']}")
-    pixels = []
-    for url in result["urls"]:
-        got = httpx.get(url, timeout=30)
-        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
-        img = Image.open(io.BytesIO(got.content))
-        img.load()
-        assert img.format == "PNG" and abs(img.width / img.height - 4 / 3) < 0.02
-        colours = img.convert("RGB").getcolors(2**24)
-        share = sum(n for n, rgb in colours if near_palette(rgb, [ORANGE, TEAL])) / (img.width * img.height)
-        assert share > 0.9, share  # the model's look: drawn with its training images' colours
-        pixels.append(got.content)
-    assert pixels[0] != pixels[1]
-    status = a.status(result["request_id"]).json()
-    assert status["status"] == "COMPLETED"
-
-    # generate-vector: a real SVG, its fills from the same palette
-    doc = ok(a.http.post(f"{L}/image/generation/generate-vector",
-                         json={"model_id": str(model["id"]), "prompt": "a minimalist fox logo", "seed": 5}))
-    svg = httpx.get(doc["urls"][0], timeout=30)
-    assert svg.status_code == 200
-    root = ET.fromstring(svg.content)
-    assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    fills = [p.get("fill") for p in root.findall("{http://www.w3.org/2000/svg}path")]
-    assert fills and all(near_palette(tuple(int(f[i:i + 2], 16) for i in (1, 3, 5)), [ORANGE, TEAL], 60)
-                         for f in fills), fills
-
-    # the same model through 003's call shape: model_id on the plain endpoints
-    plain = a.http.post("/api/v1/bria/image/generation/generate-image",
-                        json={"model_id": str(model["id"]), "prompt": "a fox by a lake", "seed": 2})
-    assert plain.status_code == 200, plain.text
-    got = httpx.get(plain.json()["result"]["image_url"], timeout=30)
-    assert Image.open(io.BytesIO(got.content)).format == "PNG"
-    vec = a.http.post("/api/v1/bria/image/generation/generate-vector-base",
-                      json={"model_id": str(model["id"]), "prompt": "A logo of a fox", "steps_num": 20})
-    assert vec.status_code == 200, vec.text
-    assert httpx.get(vec.json()["result"]["urls"][0], timeout=30).content.lstrip().startswith(b"<svg")
-
-
-def test_unknown_model_ids_are_422_and_create_no_job(world, system: System):
-    a: Client = world["a"]
-    before = system.sim_stats()["submit"]
-    for body, loc, kind in (
-            ({"model_id": "999999", "prompt": "a fox"}, ["body", "model_id"], "model_not_found"),
-            ({"model_id": "custom-model-123", "prompt": "a fox"}, ["body", "model_id"], "model_not_found"),
-            # another tenant's trained model is unknown here
-            ({"model_id": str(world["model_b"]["id"]), "prompt": "a fox"}, ["body", "model_id"], "model_not_found")):
-        detail(a.http.post(f"{L}/image/generation/generate-image", json=body), loc, kind)
-        detail(a.http.post("/api/v1/bria/image/generation/generate-image", json=body), loc, kind)
-        detail(a.http.post("/api/v1/bria/image/generation/generate-variation",
-                           json={"prompt": "a fox", "image_url": "https://example.com/x.png",
-                                 "tailored_model_id": body["model_id"]}), ["body", "tailored_model_id"], kind)
-    assert system.sim_stats()["submit"] == before  # nothing reached Bria
-
-
-def test_batch_lines_with_tailored_models_are_resolved_per_line(world):
-    a: Client = world["a"]
-    path = f"{L}/image/generation/generate-image"
-    lines = [{"custom_id": "mine", "endpoint": path,
-              "body": {"model_id": str(world["model_a"]["id"]), "prompt": "a fox at dawn", "seed": 3, "sync": False}},
-             {"custom_id": "theirs", "endpoint": path,
-              "body": {"model_id": str(world["model_b"]["id"]), "prompt": "a fox at dusk", "sync": False}}]
-    refused = a.http.post("/api/v1/batches", json={"requests": lines})
-    assert refused.status_code == 422
-    [bad] = refused.json()["detail"]
-    assert bad["custom_id"] == "theirs" and bad["line"] == 2
-    assert bad["errors"][0]["loc"] == ["body", "model_id"] and bad["errors"][0]["type"] == "model_not_found"
-    batch = ok(a.http.post("/api/v1/batches", json={"requests": lines, "on_invalid": "skip"}), 202)
-    assert batch["counts"]["total"] == 1 and batch["counts"]["invalid"] == 1
-    deadline = time.time() + 30
-    while batch["status"] != "completed" and time.time() < deadline:
-        time.sleep(0.3)
-        batch = ok(a.http.get(f"/api/v1/batches/{batch['id']}"))
-    assert batch["status"] == "completed" and batch["counts"]["completed"] == 1, batch
-
-
-def test_max_models_refuse_fast(world):
-    b: Client = world["b"]
-    detail(b.http.post(f"{L}/image/generation/generate-image",
-                       json={"model_id": str(world["model_b"]["id"]), "prompt": "a plum", "fast": True}),
-           ["body", "fast"], "fast_not_supported")
-    detail(b.http.post(f"{L}/image/generation/generate-image",
-                       json={"model_id": str(world["model_b"]["id"]), "prompt": "a plum", "steps_num": 10}),
-           ["body", "steps_num"], "steps_num_without_fast")
-
-
-# =========================================================================== tenant isolation
 def test_another_tenants_objects_are_404(world):
     a, b = world["a"], world["b"]
     pa, da, ma, ia = world["project_a"], world["dataset_a"], world["model_a"], world["images_a"][0]
@@ -375,14 +152,6 @@ def test_upload_rules(world, lora_files, tenants):
 
 
 # =========================================================================== training states
-@pytest.fixture
-def slow_training(system: System) -> Iterator[None]:
-    """Training that outlasts the test's steps (so it can be stopped), restored afterwards."""
-    system.sim("POST", "/_sim/tailored/config", json={"training_seconds": 60}).raise_for_status()
-    yield
-    system.sim("POST", "/_sim/tailored/config", json={"training_seconds": TRAINING_SECONDS}).raise_for_status()
-
-
 def test_training_state_errors(world, lora_files, tenants, slow_training):
     a, _ = tenants
     project = ok(a.http.post(f"{L}/projects", json={"project_name": "states", "ip_medium": "illustration",

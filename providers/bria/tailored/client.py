@@ -58,7 +58,7 @@ from providers.base import Permanent
 from providers.bria.client import BriaHttp, to_upstream_error
 
 BASE = "/v1/tailored-gen"
-# Job-param keys set by the API's intake (core/lora.py ``resolver``) once a client's model id is
+# Job-param keys set by the API's intake (service.py ``resolver``) once a client's model id is
 # known to be the tenant's trained model: Bria's id for it and its training version. Names that
 # start with "_" are never request fields, so a client cannot set them; a job without them (e.g.
 # from a batch, which has no intake hook) is refused by the operations instead of guessing.

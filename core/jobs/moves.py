@@ -1,0 +1,162 @@
+"""Every SQL statement that moves a job from one state to another.
+
+All moves are conditional updates (``… WHERE id = :id AND status IN (:allowed)``): whoever
+changes a row first wins, a duplicated message or a late worker finds nothing to do. A move that
+ends a job settles its credits and records its webhook event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, exists, func, or_, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
+
+from core import credits
+from core.jobs.states import ACTIVE, FINISHED, JobStatus, check_transition
+from core.models import Job, JobWebhook, WebhookEndpoint, utcnow
+from core.webhooks import outbox
+
+S = JobStatus
+
+_T = Job.__table__  # the hot statements below are Core statements on the table, built once
+_MOVES: dict[tuple[Any, ...], Any] = {}
+_JW, _WE = JobWebhook.__table__, WebhookEndpoint.__table__
+# Whether anyone could want the job's webhook events (its own webhook, or an enabled endpoint of
+# its tenant): asked in the move's RETURNING, so a job nobody subscribes to skips the lookup.
+_HOOKED = or_(exists().where(_JW.c.job_id == _T.c.id).correlate(_T),
+              exists().where(_WE.c.tenant_id == _T.c.tenant_id, _WE.c.enabled.is_(True)).correlate(_T))
+
+
+class Moved(NamedTuple):
+    tenant_id: str
+    credit_cost: int
+    hooked: bool  # someone may subscribe to its webhook events
+
+
+def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target: JobStatus,
+          **values: Any) -> Moved | None:
+    """Move ``job_id`` from one of ``sources`` to ``target``. Returns the job's tenant, credit
+    cost and whether it has webhook subscribers when this call made the move, None when the job
+    was elsewhere (someone else won).
+
+    The UPDATE for each (sources, target, set of columns) is built once and reused with bound
+    values: building and cache-keying a statement costs more CPU than running it. Values that
+    are SQL expressions (``attempts - 1``) make a one-off statement."""
+    values = {"updated_at": utcnow(), **values}
+    bound = {k: v for k, v in values.items() if not isinstance(v, ClauseElement)}
+    key = (sources, target, tuple(sorted(bound)))
+    stmt = _MOVES.get(key) if len(bound) == len(values) else None
+    if stmt is None:
+        check_transition(sources, target)
+        stmt = (update(_T).where(_T.c.id == bindparam("m_id"), _T.c.status.in_([s.value for s in sources]))
+                .values({"status": target.value,
+                         **{k: bindparam(f"m_{k}", type_=_T.c[k].type) if k in bound else v
+                            for k, v in values.items()}})
+                .returning(_T.c.tenant_id, _T.c.credit_cost, _HOOKED))
+        if len(bound) == len(values):
+            _MOVES[key] = stmt
+    row = session.execute(stmt, {"m_id": job_id, **{f"m_{k}": v for k, v in bound.items()}}).first()
+    return Moved(row[0], row[1], bool(row[2])) if row is not None else None
+
+
+def mark_submitted(session: Session, job_id: str, tasks: list[dict[str, Any]],
+                   first_poll_in: float) -> dt.datetime | None:
+    """RUNNING → SUBMITTED; returns the submit time (also its updated_at), None if it moved
+    elsewhere meanwhile."""
+    now = utcnow()
+    moved = _move(session, job_id, (S.RUNNING,), S.SUBMITTED, upstream_tasks=tasks,
+                  submitted_at=now, run_at=now + dt.timedelta(seconds=first_poll_in),
+                  lease_until=None, updated_at=now)
+    if moved is None:
+        return None
+    _event(session, job_id, "job.started", moved)
+    return now
+
+
+def requeue(session: Session, job_id: str, delay: float, *, refund_attempt: bool = False,
+            sources: tuple[JobStatus, ...] = (S.RUNNING,)) -> bool:
+    """Back to QUEUED, startable after ``delay`` s; the sweeper publishes it when due."""
+    values: dict[str, Any] = dict(run_at=utcnow() + dt.timedelta(seconds=delay),
+                                  published_at=None, lease_until=None)
+    if refund_attempt:
+        values["attempts"] = Job.attempts - 1
+    return _move(session, job_id, sources, S.QUEUED, **values) is not None
+
+
+def complete(session: Session, job_id: str, outputs: list[dict[str, Any]], meta: dict[str, Any],
+             retention_seconds: float, upstream_tasks: list[dict[str, Any]] | None = None) -> bool:
+    now = utcnow()
+    values: dict[str, Any] = dict(outputs=outputs, result_meta=meta, finished_at=now,
+                                  expires_at=now + dt.timedelta(seconds=retention_seconds),
+                                  lease_until=None, progress=1.0)
+    if upstream_tasks is not None:
+        values["upstream_tasks"] = upstream_tasks
+    moved = _move(session, job_id, (S.RUNNING, S.SUBMITTED), S.COMPLETED, **values)
+    if moved is not None:
+        credits.settle(session, moved[0], job_id, moved[1], captured=True)
+        _event(session, job_id, "job.completed", moved)
+    return moved is not None
+
+
+def fail(session: Session, job_id: str, code: str, message: str, retention_seconds: float) -> bool:
+    now = utcnow()
+    moved = _move(session, job_id, ACTIVE, S.ERROR, error_code=code[:100], error_message=message,
+                  finished_at=now, expires_at=now + dt.timedelta(seconds=retention_seconds),
+                  lease_until=None, held_at=None)
+    if moved is not None:
+        credits.settle(session, moved[0], job_id, moved[1], captured=False)
+        _event(session, job_id, "job.failed", moved)
+    return moved is not None
+
+
+def _event(session: Session, job_id: str, event_type: str, moved: Moved) -> None:
+    """Record the job's webhook event in the transaction that made the move (like the credit
+    settlement), so a finished job never loses its event; the sweeper sends it. Nothing to do
+    when the move saw no subscriber (most jobs: then no query at all)."""
+    if moved.hooked:
+        outbox.job_event(session, job_id, event_type, moved.tenant_id)
+
+
+def record_poll(session: Session, job_id: str, *, tasks: list[dict[str, Any]], delay: float,
+                progress: float | None = None, failed: bool = False) -> bool:
+    """Still SUBMITTED: keep what the poll learned and schedule the next one."""
+    values: dict[str, Any] = dict(upstream_tasks=tasks, polls=Job.polls + 1,
+                                  run_at=utcnow() + dt.timedelta(seconds=delay),
+                                  updated_at=utcnow())
+    if progress is not None:
+        values["progress"] = progress
+    if failed:
+        values["poll_failures"] = Job.poll_failures + 1
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == S.SUBMITTED.value).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def record_polls(session: Session,
+                 checks: list[tuple[str, list[dict[str, Any]], float, float | None, bool]]) -> None:
+    """``record_poll`` for many jobs in one statement sent as a batch (executemany: one round
+    trip on PostgreSQL): ``(job id, tasks, delay, progress or None, failed)`` each."""
+    if not checks:
+        return
+    now = utcnow()
+    session.execute(_RECORD_POLL, [{"b_id": job_id, "b_tasks": tasks, "b_run_at": now + dt.timedelta(seconds=delay),
+                                    "b_now": now, "b_progress": progress, "b_failed": 1 if failed else 0}
+                                   for job_id, tasks, delay, progress, failed in checks])
+
+
+_RECORD_POLL = (
+    update(_T).where(_T.c.id == bindparam("b_id"), _T.c.status == S.SUBMITTED.value)
+    .values(upstream_tasks=bindparam("b_tasks", type_=_T.c.upstream_tasks.type),
+            polls=_T.c.polls + 1, run_at=bindparam("b_run_at", type_=_T.c.run_at.type),
+            updated_at=bindparam("b_now", type_=_T.c.updated_at.type),
+            progress=func.coalesce(bindparam("b_progress", type_=_T.c.progress.type), _T.c.progress),
+            poll_failures=_T.c.poll_failures + bindparam("b_failed", type_=_T.c.poll_failures.type)))
+
+
+def mark_expired(session: Session, job_id: str) -> bool:
+    return _move(session, job_id, FINISHED, S.EXPIRED, outputs=None) is not None

@@ -1,0 +1,69 @@
+"""The sweeper (beat, every second; safe to overlap): due polls dispatched in batches on the
+provider's poll queue, due and unclaimed starts published, jobs whose worker died recovered, jobs
+past their deadline failed; and expiry: result files past retention deleted, the job then reads
+as 404."""
+
+from __future__ import annotations
+
+import logging
+
+from core.jobs import claims, moves, sweeps
+from workers.context import Context
+
+log = logging.getLogger("workers.pipeline")
+
+
+def sweep(ctx: Context) -> dict[str, int]:
+    s = ctx.settings
+    counts = {"polls": 0, "starts": 0, "recovered": 0, "timed_out": 0}
+    with ctx.sessions.begin() as session:
+        polls = sweeps.due_polls(session, s.poll_lease_seconds, s.sweep_batch)
+    by_provider: dict[str, list[str]] = {}
+    for due in polls:
+        by_provider.setdefault(due.provider, []).append(due.id)
+    size = max(1, s.poll_batch)
+    for provider_name, ids in by_provider.items():
+        for i in range(0, len(ids), size):
+            ctx.publish(ctx.poll_task, ids[i:i + size], ctx.poll_queue(provider_name))
+    counts["polls"] = len(polls)
+
+    with ctx.sessions.begin() as session:
+        for job_id, attempts in sweeps.lost_starts(session, s.sweep_batch):
+            if attempts >= s.max_start_attempts:
+                if moves.fail(session, job_id, "worker_lost",
+                             f"the worker running this job stopped {attempts} times", s.retention_seconds):
+                    ctx.notifier.job_finished(job_id)
+            else:
+                moves.requeue(session, job_id, 0.0)
+            counts["recovered"] += 1
+        for job_id in sweeps.overdue(session, s.job_timeout_seconds, s.sweep_batch):
+            if moves.fail(session, job_id, "timeout",
+                         f"the job did not finish within {s.job_timeout_seconds:.0f} s", s.retention_seconds):
+                ctx.notifier.job_finished(job_id)
+                counts["timed_out"] += 1
+
+    with ctx.sessions.begin() as session:
+        starts = sweeps.due_starts(session, s.requeue_after_seconds, s.sweep_batch)
+        starts += claims.release_held(session, ctx.concurrency, s.sweep_batch)
+    for due in starts:
+        ctx.publish(ctx.start_task, due.id, due.provider)
+    counts["starts"] = len(starts)
+    if any(counts.values()):
+        log.info("sweep: %s", counts)
+    return counts
+
+
+def expire(ctx: Context) -> int:
+    """Delete the files of jobs past retention, then mark them EXPIRED (they read as 404).
+
+    Files go first: a crash in between leaves a finished job without files that the next run
+    expires again, never an EXPIRED job whose files linger.
+    """
+    with ctx.sessions() as session:
+        victims = sweeps.expired(session, ctx.settings.sweep_batch)
+    done = 0
+    for job_id, tenant_id in victims:
+        ctx.storage.delete_prefix(f"{tenant_id}/{job_id}")
+        with ctx.sessions.begin() as session:
+            done += moves.mark_expired(session, job_id)
+    return done
