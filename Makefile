@@ -17,7 +17,8 @@ install: $(STAMP)  ## create .venv and install the project with its test tools
 run: install  ## API + Celery worker + beat + Bria simulator on SQLite and a filesystem broker
 	$(VENV)/bin/visiongate run
 
-test: install  ## the whole suite against real Postgres, Redis and Celery worker processes
+test: install  ## lint, then the whole suite against real Postgres, Redis and Celery worker processes
+	$(VENV)/bin/ruff check .
 	scripts/ensure-services.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 

@@ -287,7 +287,7 @@ def render_markdown(results: dict[str, Any]) -> tuple[str, list[dict[str, str]]]
             lg.append(f"| {label}: {variant} | {runs[0]['client']} | "
                       f"{fmt_spread(spread(_col(runs, 'loadgen_cpu_util')), 2)} | "
                       f"{fmt_spread(spread(_col(runs, 'server_cpu_util')), 2)} | "
-                      f"{fmt_spread(spread(_col(runs, lambda r: 1000 * r['server_cpu_util'] / r['rps'] if r['rps'] else None)), 2)} |")
+                      f"{fmt_spread(spread(_col(runs, _server_ms_per_request)), 2)} |")
     bottleneck = [
         (k, v) for k in ("intake", "status") if k in sc for v, runs in sc[k]["runs"].items()
         if (spread(_col(runs, "loadgen_cpu_util"))["median"] or 0) >= 0.85]
@@ -384,3 +384,7 @@ def _pipeline_cpu(t: Table, notes: list[str], name: str, vg: list[dict[str, Any]
         "CPU per job of everything but the worker and the load generator (API, simulator, "
         "PostgreSQL, Redis, beat): the rate the machine could reach if the worker cost nothing, "
         "so a throughput target above it cannot be met here by any change to the worker.")
+
+
+def _server_ms_per_request(r: dict) -> float | None:
+    return 1000 * r["server_cpu_util"] / r["rps"] if r["rps"] else None

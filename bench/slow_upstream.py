@@ -5,7 +5,8 @@
 Starts the product in production mode (PostgreSQL, Redis, the API, `visiongate worker`, beat,
 the simulators) like ``make bench``, with the OpenAI simulator answering each image call after
 ``--latency`` seconds (one prompt for every job: the simulator renders the image once and serves
-it from its cache, so its own rendering is not charged to the gateway), submits ``--jobs`` OpenAI generate-image jobs as fast as it can and waits
+it from its cache, so its own rendering is not charged to the gateway), submits ``--jobs`` OpenAI
+generate-image jobs as fast as it can and waits
 until all are final. Without in-flight calls every job would hold a worker thread for the whole
 call: ``processes × concurrency`` threads at ``latency`` s each (2 × 8 threads at 30 s = 0.53
 jobs/s, 1,000 jobs in about 31 minutes). The report gives the wall-clock time from the first

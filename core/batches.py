@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from core import credits
 from core.webhooks import outbox, schemas
 from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
-from core.models import Batch, Job, JobWebhook, new_id, utcnow
+from core.models import Batch, Job, JobWebhook, Tenant, new_id, utcnow
 from core.results import error_body, iso, result_body
 from core.media_inputs import prepare_request
 from core.settings import Settings
@@ -346,6 +346,10 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
     if batch.status != IN_PROGRESS:
         return 0
     check_transition([S.QUEUED], S.CANCELLED)
+    # The tenant's row before its jobs', in the order a claim takes them (visiongate_claim locks
+    # the tenant, then the job): the other order deadlocked with a worker claiming one of these
+    # jobs while this UPDATE held it and waited for the tenant (credits.release_many).
+    session.execute(select(Tenant.id).where(Tenant.id == batch.tenant_id).with_for_update(key_share=True))
     now = utcnow()
     rows = session.execute(
         update(Job).where(Job.batch_id == batch.id, Job.status == S.QUEUED.value)

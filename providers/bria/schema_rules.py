@@ -204,7 +204,8 @@ def _rules_by_image(m: Any) -> list[InitErrorDetails]:
 
 
 def _rules_video(m: Any) -> list[InitErrorDetails]:
-    if (m.background_color or "Transparent") == "Transparent" and (m.output_container_and_codec or "webm_vp9") not in ALPHA_CODECS:
+    transparent = (m.background_color or "Transparent") == "Transparent"
+    if transparent and (m.output_container_and_codec or "webm_vp9") not in ALPHA_CODECS:
         return [err("codec_without_alpha",
                      "background_color 'Transparent' needs an output that carries alpha ({codecs}); "
                      "'{codec}' has none: choose a background colour or an alpha codec",

@@ -4,7 +4,7 @@
 |---|---|
 | `POST /image/generation/generate-image` | `POST /v1/images/generations` (JSON) |
 | `POST /image/editing-generation/edit-image` | `POST /v1/images/edits` (multipart `image`) |
-| `POST /image/editing-generation/inpaint` | `POST /v1/images/edits` (multipart `image` + `mask`; the border-only mask is built here) |
+| `POST /image/editing-generation/inpaint` | `POST /v1/images/edits` (multipart `image` + `mask`; a border-only mask is ours) |
 
 Every call is a job (persisted, queued, retried, billed one credit per image, batchable, visible
 at ``GET /api/v1/jobs/{id}``). The reference gives these endpoints no status route: they answer

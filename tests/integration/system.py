@@ -100,7 +100,6 @@ class System:
     def _wait_log(self, name: str, marker: bytes, timeout: float = 30.0) -> None:
         deadline = time.time() + timeout
         path = self.log_path(name)
-        start = path.stat().st_size if path.exists() else 0
         while time.time() < deadline:
             if self.procs[name].poll() is not None:
                 raise RuntimeError(f"{name} exited: {path.read_text()[-2000:]}")

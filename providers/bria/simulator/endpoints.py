@@ -150,7 +150,8 @@ def expand(body):
             raise BadRequest(422, f"aspect_ratio must look like '16:9', got {ratio!r}") from None
         iw, ih = img.size
         canvas = (max(iw, round(ih * target)), max(ih, round(iw / target)))
-        canvas = (round(canvas[1] * target), canvas[1]) if canvas[0] / canvas[1] < target else (canvas[0], round(canvas[0] / target))
+        wide = canvas[0] / canvas[1] >= target
+        canvas = (canvas[0], round(canvas[0] / target)) if wide else (round(canvas[1] * target), canvas[1])
         size, location = img.size, ((canvas[0] - iw) // 2, (canvas[1] - ih) // 2)
     else:
         raise BadRequest(422, "one of canvas_size or aspect_ratio is required")

@@ -3,7 +3,6 @@ the tests of this folder (state is reset before each test: no faults, no latency
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
