@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from core.settings import Settings
-from providers.registry import PLUGINS
+from providers.registry import PLUGINS, build_adapters
 
 
 def build_providers(settings: Settings) -> dict[str, Any]:
-    defaults = settings.upstream_defaults()
-    return {p.name: p.build(p.settings(), defaults) for p in PLUGINS if p.build is not None}
+    return build_adapters(settings.upstream_defaults())
 
 
 def upstream_limits(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,7 @@ from core.webhooks.schemas import JobOptions
 from core import media_inputs
 from providers.base import InvalidRequest, Kind, Operation
 from providers.plugin import UpstreamDefaults
-from providers.registry import BY_NAME, OPERATIONS, TABLES
+from providers.registry import BY_NAME, OPERATIONS, TABLES, build_adapters
 from api.strict import StrictRoute
 
 FINAL_VALUES = frozenset(values(FINISHED_OR_EXPIRED))  # a sync wait ends on any of them
@@ -152,9 +152,7 @@ async def resolve(op: Operation, params: dict[str, Any], tenant_id: str, session
 def _quick_provider(app: Any, name: str) -> Any:
     providers = getattr(app.state, "providers", None)
     if providers is None:
-        from workers.upstreams import build_providers  # the same adapters the worker uses
-
-        providers = app.state.providers = build_providers(app.state.settings)
+        providers = app.state.providers = build_adapters(app.state.settings.upstream_defaults())
     return providers[name]
 
 
