@@ -56,7 +56,7 @@ def test_a_fresh_clone_collects_and_runs_the_spec_tests(tmp_path: Path):
 
     spec_tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-         "tests/unit/test_bria_openapi.py", "tests/unit/test_bria_schemas.py", "tests/unit/test_request_models.py"],
+         "tests/unit/providers/bria/test_openapi.py", "tests/unit/providers/bria/test_schemas.py", "tests/unit/test_request_models.py"],
         cwd=clone, env=env, capture_output=True, text=True, timeout=300)
     assert spec_tests.returncode == 0, spec_tests.stdout[-3000:] + spec_tests.stderr[-3000:]
     assert " passed" in spec_tests.stdout.splitlines()[-1]

@@ -14,7 +14,7 @@ import pytest
 from api.app import create_app
 from core.settings import Settings
 
-SEEDS = Path(__file__).resolve().parents[2] / "spec"
+SEEDS = Path(__file__).resolve().parents[4] / "spec"
 ALL = json.loads((SEEDS / "vision-studio-endpoints.json").read_text(encoding="utf-8"))
 SEED = [e for e in ALL if e["path"].startswith("/api/v1/bria/")]
 LORA_SEED = [e for e in ALL if e["path"].startswith("/api/v1/bria-lora/")]

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from providers.bria import schemas, schemas_gen
 
-SEEDS = Path(__file__).resolve().parents[2] / "spec"
+SEEDS = Path(__file__).resolve().parents[4] / "spec"
 SEED_JSON = SEEDS / "vision-studio-endpoints.json"
 INVENTORY = SEEDS / "INVENTORY.md"
 

@@ -3,7 +3,7 @@
 The tests start the real simulator (uvicorn, background thread, free port) and drive
 ``BriaProvider`` through submit → poll → download exactly as the worker does, injecting faults
 through the simulator's ``/_sim/`` control API. Error classification and token scoping:
-test_bria_client.py; request mapping: test_bria_mapping.py.
+test_client.py; request mapping: test_mapping.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from providers.bria.operations import OPERATIONS
 from providers.bria.provider import BriaProvider
 from providers.simulator.render import size_for
 from tests.sim_server import Canned, CannedServer, running_simulator
-from tests.unit.test_bria_mapping import vision_studio_params
+from tests.unit.providers.bria.test_mapping import vision_studio_params
 
 GENERATE = next(op for op in OPERATIONS if op.name == "bria.generate_image")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
