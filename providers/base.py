@@ -18,7 +18,10 @@ This module imports nothing of ours, so provider packages stay independent of co
 
 from __future__ import annotations
 
+import email.utils
 import enum
+import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -281,3 +284,24 @@ class Provider(Protocol):
     # Optional, for ``Kind.QUICK`` operations: one inline upstream call whose JSON answer becomes
     # the ``result`` of the client's response. Raises the same three error classes.
     # def call(self, op: Operation, params: dict[str, Any]) -> Any: ...
+
+
+# --------------------------------------------------------------------------- helpers for clients
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """An upstream's ``Retry-After`` as seconds to wait: ASCII delta-seconds or an HTTP date in
+    the future (a past date is 0); ``None`` when absent or unreadable ("²", "nan", "-1", …)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -14,14 +14,12 @@ FastAPI-style ``{"detail": …}``, so those are read too.
 
 from __future__ import annotations
 
-import email.utils
 import threading
-import time
 from typing import Any
 
 import httpx
 
-from providers.base import Permanent, RateLimited, Retryable, UpstreamError
+from providers.base import Permanent, RateLimited, Retryable, UpstreamError, parse_retry_after
 
 USER_AGENT = "visiongate-bria/0.1"
 MAX_REDIRECTS = 5
@@ -29,23 +27,6 @@ _ERROR_BODY_PEEK = 64 * 1024  # never read more than this of an error body
 
 
 # --------------------------------------------------------------------------- classification
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP-date; ``None`` if absent/bad."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-        return max(0.0, seconds)
-    return seconds if seconds >= 0 else None
 
 
 def error_fields(response: httpx.Response) -> tuple[Any, str | None, Any]:

@@ -14,13 +14,11 @@ Facts used (``google-genai`` SDK, ``google/genai/_api_client.py`` ``BaseApiClien
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 import httpx
 
-from providers.base import Permanent, RateLimited, Retryable, UpstreamError
+from providers.base import Permanent, RateLimited, Retryable, UpstreamError, parse_retry_after
 
 RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 
@@ -41,22 +39,6 @@ def model_url(base_url: str, api_version: str, project: str, location: str, mode
 
 
 # --------------------------------------------------------------------------- errors
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP-date; ``None`` if absent or bad."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    return seconds if seconds >= 0 else None
 
 
 def parse_duration(value: Any) -> float | None:

@@ -23,16 +23,14 @@ OpenAI facts used here (official ``openai`` SDK: ``_client.py``, ``_base_client.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import re
 import ssl
-import time
 from typing import Any
 
 import httpx
 
-from providers.base import Permanent, RateLimited, Retryable, UpstreamError
+from providers.base import Permanent, RateLimited, Retryable, UpstreamError, parse_retry_after
 
 USER_AGENT = "visiongate-openai/0.1"
 CONNECT_TIMEOUT = 10.0
@@ -42,22 +40,6 @@ ImageFile = tuple[str, bytes, str]  # (file name, bytes, media type)
 
 
 # --------------------------------------------------------------------------- classification
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` if absent or bad."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    return seconds if seconds >= 0 else None
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
