@@ -120,7 +120,7 @@ def bulk_workers(system: System):
         system.start("worker")
 
 
-@pytest.mark.timeout(1800)  # ~10 jobs/s on a shared 2-core machine; see the README's figures
+@pytest.mark.timeout(1800)  # ~10 jobs/s on a shared 2-core machine; see bench/results/
 def test_ten_thousand_line_batch_runs_to_completion(system: System, make_key, bulk_workers):
     client = Client(system.api_url, make_key("bulk", "pro"))
     tenant_setup("bulk", concurrency=100, grant=5_000)  # pro starts with 10,000 credits
