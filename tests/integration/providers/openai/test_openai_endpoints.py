@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any, Iterator
 
 import httpx
@@ -121,3 +122,23 @@ def test_openai_lines_run_in_a_batch(oc: Client):
     rows = results(oc, batch["id"])
     assert sorted(r["custom_id"] for r in rows) == ["o0", "o1", "o2"]
     assert all(r["status"] == "COMPLETED" for r in rows), rows
+
+
+def test_past_the_sync_deadline_the_answer_is_202_with_a_status_url_that_exists(oc: Client, system: System):
+    """The reference gives OpenAI no status route: a call still running at the sync deadline
+    (15 s in the test system) answers 202 pointing at the job view, which then completes."""
+    system.sim("POST", "/openai/_sim/config", json={"latency_seconds": 16.5}).raise_for_status()
+    resp = oc.http.post(f"{O}/generation/generate-image", json={"prompt": "a slow upstream"})
+    assert resp.status_code == 202, resp.text
+    accepted = resp.json()["result"]
+    assert accepted["status"] == "IN_PROGRESS"
+    assert accepted["status_url"].endswith(f"/api/v1/jobs/{accepted['request_id']}")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        job = oc.http.get(accepted["status_url"])
+        assert job.status_code == 200, job.text
+        if job.json()["result"]["status"] != "IN_PROGRESS":
+            break
+        time.sleep(0.5)
+    assert job.json()["result"]["status"] == "COMPLETED", job.text
+    assert len(job.json()["result"]["result"]["urls"]) == 1
