@@ -18,7 +18,7 @@ from api.routes.operations import build_router, form_paths
 from core.db import async_session_factory, make_async_engine
 from core.intake import GroupWriter
 from core.notify import Waiters
-from core.ratelimit import LeasedLimiter, MemoryLimiter, RedisLimiter
+from core.ratelimit import FallbackLimiter, LeasedLimiter, MemoryLimiter, RedisLimiter
 from core.settings import Settings, get_settings
 from core.statuscache import StatusCache
 from core.storage import LocalStorage
@@ -34,6 +34,10 @@ the `status_url` (the provider's status route where the reference has one, such 
 `ERROR`."""
 
 
+# A Redis that does not answer fails a request's call quickly rather than holding it.
+REDIS_TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -43,13 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = async_session_factory(engine)
         redis_client = None
         if settings.notify_redis_url:
-            redis_client = aioredis.Redis.from_url(settings.notify_redis_url)
-            app.state.limiter = LeasedLimiter(RedisLimiter(redis_client))
+            redis_client = aioredis.Redis.from_url(settings.notify_redis_url, **REDIS_TIMEOUTS)
+            # Redis away: each process counts its share of every quota itself (no 500, no 503)
+            app.state.limiter = FallbackLimiter(LeasedLimiter(RedisLimiter(redis_client)),
+                                                settings.api_processes)
         else:
             app.state.limiter = MemoryLimiter()  # embedded mode: one API process
         broker_redis = None
         if settings.celery_broker_url.startswith(("redis://", "rediss://")):
-            broker_redis = aioredis.Redis.from_url(settings.celery_broker_url)
+            broker_redis = aioredis.Redis.from_url(settings.celery_broker_url, **REDIS_TIMEOUTS)
         app.state.intake = GroupWriter(app.state.sessions, StartPublisher(broker_redis))
         await app.state.waiters.start()
         # Everything built so far (routes, models, schemas: ~hundreds of thousands of objects)

@@ -26,6 +26,7 @@ from core.models import ApiKey, Tenant
 from core.settings import ConfigurationError, Settings, ensure_dirs, get_settings
 from core import credits
 from core.tenants import PLANS, create_key, generate_key, get_or_create_tenant, revoke_key, set_limits, set_plan
+from cli.supervise import Child, Supervisor
 from workers.upstreams import upstreams, uses_simulator
 
 DEV_TENANT = "dev"
@@ -122,7 +123,7 @@ def component_command(name: str, settings: Settings, index: int | None = None) -
         return [py, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
                 os.environ.get("VISIONGATE_HOST", "127.0.0.1"), "--port",
                 os.environ.get("VISIONGATE_PORT", "8000"), "--no-access-log",
-                "--workers", os.environ.get("VISIONGATE_API_PROCESSES", "1")]
+                "--workers", str(settings.api_processes)]
     if name == "worker":
         from workers.app import worker_queues
 
@@ -134,8 +135,8 @@ def component_command(name: str, settings: Settings, index: int | None = None) -
                 "--without-mingle", "--without-heartbeat"] + (
                     ["-n", f"worker{index}@%h"] if index is not None else [])
     if name == "beat":
-        return [py, "-m", "celery", "-A", "workers.app:celery_app", "beat", "--loglevel", "WARNING",
-                "--schedule", str(settings.data_path / "celerybeat-schedule")]
+        # workers/beat.py: several may run; one leads, the others stand by
+        return [py, "-m", "celery", "-A", "workers.app:celery_app", "beat", "--loglevel", "WARNING"]
     if name == "simulator":
         return [py, "-m", "providers.simulator", "--host", settings.simulator_host,
                 "--port", str(settings.simulator_port)]
@@ -145,42 +146,18 @@ def component_command(name: str, settings: Settings, index: int | None = None) -
 def cmd_component(args: argparse.Namespace) -> int:
     settings = get_settings()
     ensure_dirs(settings)
-    if args.component == "worker":
+    if args.component == "worker":  # supervised: a worker process that exits is restarted
         n = args.processes or worker_processes()
-        if n > 1:
-            return _supervise([component_command("worker", settings, i + 1) for i in range(n)])
+        return _supervise([component_command("worker", settings, i + 1 if n > 1 else None) for i in range(n)])
     cmd = component_command(args.component, settings)
     os.execv(cmd[0], cmd)
     return 1  # not reached
 
 
 def _supervise(commands: list[list[str]]) -> int:
-    """Run the commands side by side; SIGTERM/SIGINT are passed on; when one of them exits the
-    others are stopped (a supervisor such as compose or systemd then restarts the whole set)."""
-    procs = [subprocess.Popen(cmd) for cmd in commands]
-
-    def forward(signum: int, _frame: object) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while all(proc.poll() is None for proc in procs):
-            time.sleep(0.5)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    forward(signal.SIGTERM, None)
-    code = 0
-    for proc in procs:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        code = code or proc.returncode
-    return code
+    """Run the commands side by side, restarting any that exits (cli/supervise.py), until
+    SIGTERM/SIGINT, which is passed on to all of them."""
+    return Supervisor([Child(f"worker process {i + 1}", cmd) for i, cmd in enumerate(commands)]).run()
 
 
 def dev_key(settings: Settings) -> str:
@@ -211,24 +188,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         names.insert(0, "simulator")
     logs = settings.data_path / "logs"
     logs.mkdir(exist_ok=True)
-    procs: dict[str, subprocess.Popen] = {}
-    for name in names:
-        out = None if args.verbose else open(logs / f"{name}.log", "ab")
-        procs[name] = subprocess.Popen(component_command(name, settings), stdout=out,
-                                       stderr=subprocess.STDOUT if out else None)
+    children = [Child(name, component_command(name, settings),
+                      stdout=None if args.verbose else open(logs / f"{name}.log", "ab"))
+                for name in names]
+    supervisor = Supervisor(children)
+    supervisor.start()
+    procs = {c.name: c.proc for c in children}
     host = os.environ.get("VISIONGATE_HOST", "127.0.0.1")
     url = f"http://{host}:{os.environ.get('VISIONGATE_PORT', '8000')}"
 
     def stop(*_a: object) -> None:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.time() + 10
-        for proc in procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        supervisor.stop(grace=10)
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     try:
@@ -239,12 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(BANNER.format(url=url, key=key, logs=logs, data=settings.data_path,
                             upstream="\n               ".join(f"{n:<8} {u}" for n, u in upstreams(settings).items())),
               flush=True)
-        while True:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"visiongate: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    stop()
-                    return 1
+        while True:  # a component that exits is restarted (with backoff, logged)
+            supervisor.check()
             time.sleep(0.5)
     except KeyboardInterrupt:
         stop()

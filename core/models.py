@@ -129,6 +129,10 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     polls: Mapped[int] = mapped_column(Integer, default=0)
     poll_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Start attempts that may have reached the upstream without our learning a task id (the
+    # worker died between claiming and recording it, or the submit timed out): each one that
+    # was followed by another submit is a possible duplicate upstream generation.
+    uncertain_submits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress: Mapped[float | None] = mapped_column(nullable=True)
 
     # Upstream handles: [{"id", "status_url", "done", "outputs": [...], "meta": {...}}]

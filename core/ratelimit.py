@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import math
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] = bucket; ARGV = window_ms, quota, member, want, least, back_member, back_from, back_to.
 # Admits up to ``want`` requests (members member:1…), none if fewer than ``least`` fit: a plain
@@ -269,3 +273,49 @@ class MemoryLimiter:
 
     async def used(self, key: str, window: int) -> int:
         return self._window.used(key, window)
+
+
+class FallbackLimiter:
+    """The shared limiter while Redis answers; a local one in this process while it does not.
+
+    When Redis is unreachable the API keeps admitting requests instead of failing them: each
+    process counts in memory with ``1 / processes`` of every quota (``VISIONGATE_API_PROCESSES``,
+    the number of API processes in the deployment), so all of them together never admit more
+    than the plan allows. After a failure Redis is tried again ``retry_after`` seconds later
+    (not on every request: a connection that fails costs time)."""
+
+    def __init__(self, shared: Any, processes: int = 1, retry_after: float = 2.0):
+        self.shared = shared
+        self.local = MemoryLimiter()
+        self.processes = max(1, processes)
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    def _share(self, quota: int) -> int:
+        return max(1, quota // self.processes) if quota > 0 else quota
+
+    def degraded(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _failed(self) -> None:
+        if not self.degraded():
+            log.warning("rate limits: Redis unavailable; counting locally (1/%d of each quota) "
+                        "for %.0f s", self.processes, self.retry_after, exc_info=True)
+        self._down_until = time.monotonic() + self.retry_after
+
+    async def hit(self, key: str, quota: int, window: int, weight: int = 1) -> Decision:
+        if not self.degraded():
+            try:
+                return await self.shared.hit(key, quota, window, weight)
+            except (redis.RedisError, OSError):
+                self._failed()
+        decision = await self.local.hit(key, self._share(quota), window, weight)
+        return Decision(decision.allowed, quota, window, decision.remaining, decision.reset_after)
+
+    async def used(self, key: str, window: int) -> int:
+        if not self.degraded():
+            try:
+                return await self.shared.used(key, window)
+            except (redis.RedisError, OSError):
+                self._failed()
+        return await self.local.used(key, window)

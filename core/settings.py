@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field("", alias="VISIONGATE_PUBLIC_URL")
 
     # Intake
+    # API processes in the deployment (all hosts): while Redis is away each one admits this
+    # share of every rate limit by itself (``visiongate api`` starts this many uvicorn workers).
+    api_processes: int = Field(1, ge=1, alias="VISIONGATE_API_PROCESSES")
     max_body_bytes: int = Field(32 * 1024 * 1024, alias="VISIONGATE_MAX_BODY_BYTES")
     sync_deadline_seconds: float = Field(60.0, alias="VISIONGATE_SYNC_DEADLINE_SECONDS")
     auth_cache_seconds: float = Field(10.0, alias="VISIONGATE_AUTH_CACHE_SECONDS")
@@ -79,9 +82,13 @@ class Settings(BaseSettings):
     retention_seconds: int = Field(72 * 3600, alias="VISIONGATE_RETENTION_SECONDS")
 
     # Job machinery
-    start_lease_seconds: float = Field(120.0, alias="VISIONGATE_START_LEASE_SECONDS")
-    poll_lease_seconds: float = Field(60.0, alias="VISIONGATE_POLL_LEASE_SECONDS")
-    requeue_after_seconds: float = Field(300.0, alias="VISIONGATE_REQUEUE_AFTER_SECONDS")
+    # A claimed job's lease; the worker holding it extends it every third of it (its heartbeat),
+    # so a dead worker's jobs are recovered about a lease after it died.
+    start_lease_seconds: float = Field(15.0, alias="VISIONGATE_START_LEASE_SECONDS")
+    poll_lease_seconds: float = Field(20.0, alias="VISIONGATE_POLL_LEASE_SECONDS")
+    # An unclaimed job's start message counts as lost after this long when its queue is empty
+    # (a Redis broker says so; with other brokers after ten times this).
+    requeue_after_seconds: float = Field(30.0, alias="VISIONGATE_REQUEUE_AFTER_SECONDS")
     poll_interval_seconds: float = Field(1.0, alias="VISIONGATE_POLL_INTERVAL_SECONDS")
     poll_interval_max_seconds: float = Field(15.0, alias="VISIONGATE_POLL_INTERVAL_MAX_SECONDS")
     # The start task asks for the first status check this soon after the upstream accepted the

@@ -47,9 +47,25 @@ class RateLimited(UpstreamError):
 
 
 class Retryable(UpstreamError):
-    def __init__(self, message: str, **kw: Any):
+    """``maybe_sent``: the request may have reached the upstream (a read timeout, a connection
+    dropped after sending): a submit retried after it may start a second paid generation."""
+
+    def __init__(self, message: str, *, maybe_sent: bool = False, **kw: Any):
         kw.setdefault("code", "upstream_unavailable")
         super().__init__(message, **kw)
+        self.maybe_sent = maybe_sent
+
+
+def maybe_delivered(exc: BaseException) -> bool:
+    """Whether a failed exchange may have delivered the request: anything after the connection
+    was made (read/write timeouts, a dropped or garbled answer). Connecting, or waiting for a
+    pooled connection, never sent a byte."""
+    import httpx  # the port itself needs no HTTP client; only this classification does
+
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                        httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return False
+    return isinstance(exc, httpx.TransportError)
 
 
 class Permanent(UpstreamError):

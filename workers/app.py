@@ -85,7 +85,11 @@ def make_celery(settings: Settings) -> Celery:
                       "options": {"expires": max(settings.sweep_interval_seconds * 5, 5)}},
             "expire": {"task": EXPIRE_TASK, "schedule": 60.0, "options": {"expires": 300}},
         },
-        beat_schedule_filename=str(settings.data_path / "celerybeat-schedule"),
+        # Any number of beats: one leads, the others stand by (workers/beat.py).
+        beat_scheduler="workers.beat:LeaderScheduler",
+        # A broker that is away for long is waited for, never given up on (the default gives up
+        # after 100 attempts and the worker exits).
+        broker_connection_max_retries=None,
         imports=("workers.tasks", "workers.webhooks"),
     )
     return app
@@ -124,6 +128,36 @@ def publish(task: str, job_id: str | list[str], queue: str, countdown: float | N
 
 def publish_start(job_id: str, provider: str) -> None:
     publish(START_TASK, job_id, provider)
+
+
+class BrokerProbe:
+    """What the sweeper asks the broker to notice lost start messages within seconds.
+
+    * ``lost_everything()``: a marker key lives in the broker's Redis; when it is gone the
+      broker restarted empty (or was flushed), so every unclaimed job's message is gone too.
+    * ``empty_queues(queues)``: the start queues holding no message. A job published a while
+      ago and still unclaimed while its queue is empty lost its message (a killed worker had
+      reserved it, say), so it is published again; behind a backlog it is just waiting.
+
+    Only a Redis broker can answer; elsewhere (the embedded filesystem transport, AMQP) the
+    answers are "no" and "unknown", and the sweeper falls back to a long publish lease."""
+
+    MARKER = "visiongate:broker-marker"
+
+    def lost_everything(self) -> bool:
+        client = _redis_for_publishing()
+        if client is None:
+            return False
+        return bool(client.set(self.MARKER, _ORIGIN, nx=True))
+
+    def empty_queues(self, queues: list[str]) -> set[str] | None:
+        client = _redis_for_publishing()
+        if client is None:
+            return None
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+        return {q for q, n in zip(queues, pipe.execute()) if not n}
 
 
 # --------------------------------------------------------------------------- fast publishing

@@ -19,6 +19,7 @@ from core.storage import LocalStorage
 from providers.base import Operation, Provider
 from providers.plugin import AsyncProvider
 from providers.registry import OPERATIONS
+from workers.holdings import Holdings
 from workers.inflight import InFlight
 from workers.pacing import FirstCheck
 from workers.throttle import Throttle
@@ -45,6 +46,8 @@ class Context:
     poll_queue: Callable[[str], str] = _same_queue
     pacing: FirstCheck | None = None  # built from the settings when not given
     inflight: InFlight | None = None  # slow synchronous upstreams' calls (workers/inflight.py)
+    holdings: Holdings | None = None  # the jobs this process holds, its heartbeat and journal
+    broker: Any = None  # workers.app.BrokerProbe: notices lost start messages (None: unknown)
     operations: dict[str, Operation] = field(default_factory=lambda: dict(OPERATIONS))
     _closed: bool = field(default=False, repr=False)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
@@ -65,6 +68,15 @@ class Context:
                                                 thread_name_prefix="upstream-io")
         return list(self._pool.map(fn, items))
 
+    def hold(self, job_id: str) -> None:
+        """This process has claimed ``job_id``: its lease is extended until ``release``."""
+        if self.holdings is not None:
+            self.holdings.add(job_id)
+
+    def release(self, job_id: str) -> None:
+        if self.holdings is not None:
+            self.holdings.discard(job_id)
+
     def has_async(self) -> bool:
         return any(isinstance(p, AsyncProvider) for p in self.providers.values())
 
@@ -75,6 +87,8 @@ class Context:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.holdings is not None:
+            self.holdings.close()
         if self.inflight is not None:
             self.inflight.close([p.aclose for p in self.providers.values() if isinstance(p, AsyncProvider)])
         for provider in self.providers.values():

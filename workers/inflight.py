@@ -14,9 +14,10 @@ runs them here:
   consumers take the next jobs; then the call is handed to the loop and the task returns;
 * the answer (or the exception) is handed to ``on_done`` on a small thread pool, where the
   pipeline stores the outputs and moves the job like any other submit;
-* while calls are in flight their jobs' start leases are extended every third of the lease, so
-  the sweeper does not take them for lost. A worker killed with calls in flight stops extending
-  them: its jobs' leases run out and the sweeper recovers them like any interrupted start.
+* while calls are in flight their jobs stay held by the process (workers/holdings.py: its
+  heartbeat extends their start leases), so the sweeper does not take them for lost. A worker
+  killed with calls in flight stops extending them: its jobs' leases run out and the sweeper
+  recovers them like any interrupted start.
 """
 
 from __future__ import annotations
@@ -33,10 +34,7 @@ Done = Callable[[Any], None]  # called with the call's result, or the exception 
 
 
 class InFlight:
-    def __init__(self, extend_leases: Callable[[list[str]], None], lease_seconds: float,
-                 finishers: int = 4):
-        self._extend = extend_leases
-        self._lease = lease_seconds
+    def __init__(self, finishers: int = 4):
         self._finishers = finishers
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,7 +52,6 @@ class InFlight:
                 threading.Thread(target=loop.run_forever, name="upstream-inflight", daemon=True).start()
                 self._pool = ThreadPoolExecutor(self._finishers, thread_name_prefix="inflight-finish")
                 self._loop = loop
-                asyncio.run_coroutine_threadsafe(self._heartbeat(), loop)
             return self._loop
 
     def close(self, closers: list[Callable[[], Coroutine[Any, Any, None]]] = ()) -> None:
@@ -125,15 +122,3 @@ class InFlight:
             with self._lock:
                 self._jobs.discard(job_id)
                 self.finished += 1
-
-    async def _heartbeat(self) -> None:
-        interval = max(0.2, self._lease / 3)
-        while True:
-            await asyncio.sleep(interval)
-            with self._lock:
-                ids = list(self._jobs)
-            if ids:
-                try:
-                    await asyncio.get_running_loop().run_in_executor(self._pool, self._extend, ids)
-                except Exception:  # noqa: BLE001 - retried next beat; the lease has 2 more
-                    log.warning("extending the leases of %d in-flight jobs failed", len(ids), exc_info=True)

@@ -1,11 +1,15 @@
 """What a worker does with a job, free of Celery so it can be run and tested directly.
 
-* ``start(job_id)``  – claim the job (a duplicate message finds nothing), submit upstream.
+* ``start(job_id)``  – claim the job (a duplicate message finds nothing), submit upstream, and
+  record the upstream's task ids at once, alone in their transaction (a job with recorded task
+  ids is never submitted again: a later claim or recovery resumes polling them).
 * ``poll(job_ids)``  – a batch of jobs: one status request per unfinished upstream task (many at
-  once, in a shared I/O pool), one transaction for the jobs still running; finish the done ones.
+  once, in a shared I/O pool), one transaction for the jobs still running; finish the done ones
+  (workers/polling.py).
 
 The sweeper (``sweep``, ``expire``) is workers/sweeper.py; storing a finished job's outputs,
-workers/outputs.py; what every step needs, workers/context.py (``Context``).
+workers/outputs.py; what every step needs, workers/context.py (``Context``); the jobs a process
+holds, its heartbeat and its journal of task ids, workers/holdings.py and workers/journal.py.
 
 Every failure is classified by the provider as RateLimited / Retryable / Permanent, so this
 module never looks at HTTP.
@@ -14,23 +18,24 @@ module never looks at HTTP.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+import time
+from dataclasses import asdict
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from core import media_inputs
 from core.jobs import claims, moves, sweeps, timing
-from core.jobs.states import JobStatus
-from core.models import Job, utcnow
-from providers.base import (Failed, Finished, Output, Pending, Provider, RateLimited, Retryable, Submitted,
-                            UpstreamError, UpstreamTask)
+from core.models import Job
+from providers.base import RateLimited, Retryable, Submitted, UpstreamError, UpstreamTask
 from providers.plugin import AsyncProvider
+from workers import faultpoints
 from workers.context import Context
 from workers.outputs import finish
 from workers.pacing import INLINE_BELOW
+from workers.polling import PollRow, fail, poll, poll_rows  # noqa: F401 - poll: the poll task's entry
 from workers.throttle import ClaimThrottle
 
 log = logging.getLogger(__name__)
@@ -51,19 +56,24 @@ def start(ctx: Context, job_id: str, queue: str | None = None) -> None:
     job = _claim(ctx, job_id)
     if job is None:
         return
-    op, params = ctx.operations[job.operation], job.params
-    provider = ctx.providers[job.provider]
     try:
-        # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
-        params = media_inputs.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
-                                      timeout=s.upstream_timeout_seconds)
-        if isinstance(provider, AsyncProvider):  # no in-flight runner (tests): one call inline
-            outcome: Any = asyncio.run(provider.run(op, params))
-        else:
-            outcome = provider.submit(op, params)
-    except Exception as exc:  # noqa: BLE001 - every failure is classified by _submitted
-        outcome = exc
-    _submitted(ctx, job, provider, outcome)
+        if _resume(ctx, job):
+            return
+        op, params = ctx.operations[job.operation], job.params
+        provider = ctx.providers[job.provider]
+        try:
+            # Media inputs: URLs fetched SSRF-safely and checked, base64 without its data: prefix.
+            params = media_inputs.resolve_inputs(op, params, allow_hosts=tuple(s.outbound_allow_hosts),
+                                                 timeout=s.upstream_timeout_seconds)
+            if isinstance(provider, AsyncProvider):  # no in-flight runner (tests): one call inline
+                outcome: Any = asyncio.run(provider.run(op, params))
+            else:
+                outcome = provider.submit(op, params)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified by _submitted
+            outcome = exc
+        _submitted(ctx, job, provider, outcome)
+    finally:
+        ctx.release(job.id)
 
 
 def _provider_of(ctx: Context, job_id: str) -> str | None:
@@ -77,21 +87,63 @@ def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
     s = ctx.settings
     slot = ctx.inflight.slot(provider.name, provider.max_in_flight)
     slot.acquire()  # released below, or by the launch (which takes its own)
+    launched = False
+    job = None
     try:
         job = _claim(ctx, job_id)
-        if job is None:
+        if job is None or _resume(ctx, job):
             return
         op = ctx.operations[job.operation]
         try:
             params = media_inputs.resolve_inputs(op, job.params, allow_hosts=tuple(s.outbound_allow_hosts),
-                                          timeout=s.upstream_timeout_seconds)
+                                                 timeout=s.upstream_timeout_seconds)
         except Exception as exc:  # noqa: BLE001
             _submitted(ctx, job, provider, exc)
             return
+        launched = True
     finally:
         slot.release()
-    ctx.inflight.launch(job.id, provider.name, provider.max_in_flight, lambda: provider.run(op, params),
-                        lambda outcome: _submitted(ctx, job, provider, outcome))
+        if job is not None and not launched:
+            ctx.release(job.id)
+
+    def done(outcome: Any) -> None:
+        try:
+            _submitted(ctx, job, provider, outcome)
+        finally:
+            ctx.release(job.id)
+
+    ctx.inflight.launch(job.id, provider.name, provider.max_in_flight, lambda: provider.run(op, params), done)
+
+
+def _resume(ctx: Context, job: claims.Claimed) -> bool:
+    """A claimed job whose task ids an earlier attempt recorded (in its row, or in this host's
+    journal when the database was away) resumes polling them: never a second submit."""
+    tasks = job.upstream_tasks
+    if tasks is None and ctx.holdings is not None:
+        tasks = ctx.holdings.journal.get(job.id)
+        if tasks is not None and not _record_tasks(ctx, job, ctx.providers[job.provider], tasks):
+            return True
+        if tasks is not None:
+            ctx.holdings.journal.remove(job.id)
+    if tasks is None:
+        return False
+    log.info("start %s: its upstream task ids are recorded; polling them, not submitting again", job.id)
+    _after_record(ctx, job, [dict(t) for t in tasks])
+    return True
+
+
+def resume_recorded(ctx: Context, job_id: str, tasks: list[dict[str, Any]], recorded: bool) -> None:
+    """The heartbeat wrote task ids from the journal (``recorded``), or found the job moved on."""
+    with ctx.sessions() as session:
+        row = session.execute(select(Job.tenant_id, Job.provider, Job.operation, Job.attempts)
+                              .where(Job.id == job_id)).first()
+    if row is None:
+        return
+    job = claims.Claimed(job_id, row[0], row[1], row[2], {}, row[3], upstream_tasks=tasks)
+    if not recorded:
+        _orphaned(ctx, job, ctx.providers[job.provider], tasks)
+        return
+    _after_record(ctx, job, tasks)  # a job requeued meanwhile is resumed by its next claim
 
 
 def _submitted(ctx: Context, job: claims.Claimed, provider: Any, outcome: Any) -> None:
@@ -105,19 +157,20 @@ def _submitted(ctx: Context, job: claims.Claimed, provider: Any, outcome: Any) -
         return
     if isinstance(outcome, Retryable):
         if attempts >= s.max_start_attempts:
-            _fail(ctx, job_id, outcome.code, f"{outcome.message} (after {attempts} attempts)")
+            fail(ctx, job_id, outcome.code, f"{outcome.message} (after {attempts} attempts)")
             return
         delay = timing.backoff(attempts, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
-        log.info("start %s: %s; retry %d in %.1fs", job_id, outcome.message, attempts, delay)
-        _requeue(ctx, job_id, delay)
+        log.info("start %s: %s; retry %d in %.1fs%s", job_id, outcome.message, attempts, delay,
+                 " (the upstream may have received it)" if outcome.maybe_sent else "")
+        _requeue(ctx, job_id, delay, uncertain=outcome.maybe_sent)
         return
     if isinstance(outcome, UpstreamError):
-        _fail(ctx, job_id, outcome.code, outcome.message)
+        fail(ctx, job_id, outcome.code, outcome.message)
         return
     if isinstance(outcome, BaseException):  # our own bug or an unexpected library error: bounded retries
         log.error("start %s crashed", job_id, exc_info=outcome)
         if attempts >= s.max_start_attempts:
-            _fail(ctx, job_id, "internal_error", f"the gateway could not submit the job: {outcome}")
+            fail(ctx, job_id, "internal_error", f"the gateway could not submit the job: {outcome}")
         else:
             _requeue(ctx, job_id, timing.backoff(attempts, s.retry_backoff_base_seconds,
                                                s.retry_backoff_max_seconds))
@@ -125,29 +178,86 @@ def _submitted(ctx: Context, job: claims.Claimed, provider: Any, outcome: Any) -
 
     if isinstance(outcome, Submitted):
         tasks = [{**asdict(t), "done": False, "outputs": [], "meta": {}} for t in outcome.tasks]
-        first = ctx.pacing.delay(job.operation)  # when tasks of this kind are usually done
-        with ctx.sessions.begin() as session:
-            # The sweeper polls at run_at: the first check itself when it is a poll interval or
-            # more away, else the safety net of the early check below (lost message, crash).
-            submitted_at = moves.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
-            released = _held_to_release(ctx, session, tenant_id)
-        _publish_starts(ctx, released)
-        if submitted_at is None:
+        faultpoints.reached("after_send")
+        if not _record_tasks(ctx, job, provider, tasks):
             return
-        if first < INLINE_BELOW:  # this operation is usually done by now: check at once
-            _poll_rows(ctx, [_PollRow(job_id, job.operation, tasks, job.provider, submitted_at,
-                                      submitted_at, 0, tenant_id, submitted_at)])
-        elif first < s.poll_interval_seconds:
-            try:
-                ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(job.provider), countdown=first)
-            except Exception:
-                log.warning("early poll of %s not published; the sweeper will poll it", job_id,
-                            exc_info=True)
+        faultpoints.reached("after_record")
+        _after_record(ctx, job, tasks)
         return
     with ctx.sessions.begin() as session:
         released = _held_to_release(ctx, session, tenant_id)
     _publish_starts(ctx, released)
     finish(ctx, job_id, tenant_id, [outcome], provider, sources="start")
+
+
+# Quick retries of the task-id write before it goes to the journal: a database that is away
+# longer than this does not hold the start's thread; the heartbeat writes the ids once it is back.
+RECORD_RETRIES = (0.1, 0.3, 0.6, 1.0, 2.0)
+
+
+def _record_tasks(ctx: Context, job: claims.Claimed, provider: Any, tasks: list[dict[str, Any]]) -> bool:
+    """The task ids in the job's row, alone in their transaction, right after the upstream's
+    answer. True: recorded, go on. False: journalled (the database is away; the heartbeat
+    writes them later and moves the job on), or the job had moved on (the tasks are orphans:
+    cancelled upstream where the provider can)."""
+    for pause in (*RECORD_RETRIES, None):
+        try:
+            with ctx.sessions.begin() as session:
+                recorded = moves.record_tasks(session, job.id, tasks)
+            break
+        except DBAPIError:
+            if pause is None:
+                if ctx.holdings is None:
+                    raise
+                ctx.holdings.journal.write(job.id, tasks)
+                ctx.holdings.add(job.id)  # held (its lease extended) until the heartbeat writes them
+                log.warning("start %s: the database is away; upstream task ids %s kept in the journal",
+                            job.id, [t["id"] for t in tasks])
+                return False
+            time.sleep(pause)
+    if not recorded:
+        _orphaned(ctx, job, provider, tasks)
+    return recorded
+
+
+def _orphaned(ctx: Context, job: claims.Claimed, provider: Any, tasks: list[dict[str, Any]]) -> None:
+    """Upstream tasks nobody will poll: the job finished or was started again meanwhile."""
+    cancel = getattr(provider, "cancel", None)
+    for task in tasks:
+        if cancel is None:
+            log.warning("job %s: upstream task %s is orphaned and %s cannot cancel it", job.id,
+                        task["id"], job.provider)
+            continue
+        try:
+            cancel(ctx.operations[job.operation], UpstreamTask(task["id"], task.get("status_url")))
+            log.warning("job %s: orphaned upstream task %s cancelled", job.id, task["id"])
+        except Exception:  # noqa: BLE001 - best effort
+            log.warning("job %s: cancelling orphaned upstream task %s failed", job.id, task["id"],
+                        exc_info=True)
+
+
+def _after_record(ctx: Context, job: claims.Claimed, tasks: list[dict[str, Any]]) -> None:
+    """RUNNING → SUBMITTED once the task ids are safe, the tenant's next waiting jobs released,
+    and the first check scheduled (or made at once when this operation is usually done)."""
+    s, job_id, tenant_id = ctx.settings, job.id, job.tenant_id
+    first = ctx.pacing.delay(job.operation)  # when tasks of this kind are usually done
+    with ctx.sessions.begin() as session:
+        # The sweeper polls at run_at: the first check itself when it is a poll interval or
+        # more away, else the safety net of the early check below (lost message, crash).
+        submitted_at = moves.mark_submitted(session, job_id, tasks, max(first, s.poll_interval_seconds))
+        released = _held_to_release(ctx, session, tenant_id)
+    _publish_starts(ctx, released)
+    if submitted_at is None:
+        return
+    if first < INLINE_BELOW:  # this operation is usually done by now: check at once
+        poll_rows(ctx, [PollRow(job_id, job.operation, tasks, job.provider, submitted_at,
+                                  submitted_at, 0, tenant_id, submitted_at)])
+    elif first < s.poll_interval_seconds:
+        try:
+            ctx.publish(ctx.poll_task, [job_id], ctx.poll_queue(job.provider), countdown=first)
+        except Exception:
+            log.warning("early poll of %s not published; the sweeper will poll it", job_id,
+                        exc_info=True)
 
 
 def _claim(ctx: Context, job_id: str) -> claims.Claimed | None:
@@ -157,6 +267,8 @@ def _claim(ctx: Context, job_id: str) -> claims.Claimed | None:
     if job is None:
         log.info("start %s: not started now (duplicate, not due, waiting for a slot, or an "
                  "upstream limit)", job_id)
+    else:
+        ctx.hold(job.id)
     return job
 
 
@@ -172,160 +284,6 @@ def _publish_starts(ctx: Context, released: list[sweeps.Due]) -> None:
         ctx.publish(ctx.start_task, due.id, due.provider)
 
 
-def _requeue(ctx: Context, job_id: str, delay: float, refund: bool = False) -> None:
+def _requeue(ctx: Context, job_id: str, delay: float, refund: bool = False, uncertain: bool = False) -> None:
     with ctx.sessions.begin() as session:
-        moves.requeue(session, job_id, delay, refund_attempt=refund)
-
-
-def _fail(ctx: Context, job_id: str, code: str, message: str) -> None:
-    with ctx.sessions.begin() as session:
-        changed = moves.fail(session, job_id, code, message, ctx.settings.retention_seconds)
-    if changed:
-        log.info("job %s failed: %s %s", job_id, code, message)
-        ctx.notifier.job_finished(job_id)
-
-
-# --------------------------------------------------------------------------- poll
-@dataclass
-class _Checked:
-    """What one job's status check learned (no DB work done yet)."""
-
-    job_id: str
-    tasks: list[dict[str, Any]]
-    provider: Provider
-    outcome: str  # "later" | "failed" | "finish" | "error"
-    delay: float = 0.0
-    progress: float | None = None
-    failures: int = 0  # consecutive failed checks, this one included
-    error: UpstreamError | None = None
-    code: str = ""
-    message: str = ""
-    tenant_id: str = ""
-
-
-def poll(ctx: Context, job_ids: str | list[str]) -> None:
-    """Check a batch of SUBMITTED jobs upstream: one SELECT, up to ``poll_concurrency``
-    status requests at once, one transaction for every job that is still running; finished
-    jobs then download and store their outputs (also in the pool), failed ones end in ERROR."""
-    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
-    with ctx.sessions() as session:
-        rows = session.execute(_POLL_READ, {"ids": ids}).all()
-    _poll_rows(ctx, [_PollRow(*r) for r in rows])
-
-
-_J = Job.__table__
-_POLL_READ = (select(_J.c.id, _J.c.operation, _J.c.upstream_tasks, _J.c.provider, _J.c.submitted_at,
-                     _J.c.created_at, _J.c.poll_failures, _J.c.tenant_id, _J.c.updated_at)
-              .where(_J.c.id.in_(bindparam("ids", expanding=True)),
-                     _J.c.status == JobStatus.SUBMITTED.value))
-
-
-class _PollRow(NamedTuple):
-    """A SUBMITTED job as a status check needs it (``updated_at``: its last check or submit)."""
-
-    id: str
-    operation: str
-    upstream_tasks: list[dict[str, Any]]
-    provider: str
-    submitted_at: dt.datetime | None
-    created_at: dt.datetime
-    poll_failures: int
-    tenant_id: str
-    updated_at: dt.datetime | None
-
-
-def _poll_rows(ctx: Context, rows: list[_PollRow]) -> None:
-    if not rows:
-        return
-    checked = ctx.map(lambda r: _check(ctx, r), rows)
-    for c, row in zip(checked, rows):
-        c.tenant_id = row.tenant_id
-    later = [c for c in checked if c.outcome in ("later", "failed")]
-    if later:
-        with ctx.sessions.begin() as session:
-            moves.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
-                                        for c in later])
-    for c in checked:
-        if c.outcome == "error":
-            _fail(ctx, c.job_id, c.code, c.message)
-    finishing = [c for c in checked if c.outcome == "finish"]
-    if finishing:
-        ctx.map(lambda c: _finish_polled(ctx, c), finishing)
-
-
-def _check(ctx: Context, row: _PollRow) -> _Checked:
-    s = ctx.settings
-    job_id, operation, tasks, provider_name = row.id, row.operation, row.upstream_tasks, row.provider
-    submitted_at, created_at, poll_failures = row.submitted_at, row.created_at, row.poll_failures
-    checked_at = row.updated_at  # the submit, or the last check that found it running
-    op, tasks, provider = ctx.operations[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
-    progress: list[float] = []
-    try:
-        for task in tasks:
-            if task["done"]:
-                progress.append(1.0)
-                continue
-            result = provider.poll(op, UpstreamTask(task["id"], task.get("status_url")))
-            if isinstance(result, Failed):
-                return _Checked(job_id, tasks, provider, "error", code=result.code, message=result.message)
-            if isinstance(result, Pending):
-                progress.append(result.progress or 0.0)
-                continue
-            task.update(done=True, meta=result.meta,
-                        outputs=[{"url": o.url, "content_type": o.content_type, "meta": o.meta}
-                                 for o in result.outputs])
-            progress.append(1.0)
-    except RateLimited as exc:
-        delay = exc.retry_after or timing.backoff(1, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
-        return _Checked(job_id, tasks, provider, "later", delay=delay)
-    except Retryable as exc:
-        return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1, exc)
-    except UpstreamError as exc:
-        return _Checked(job_id, tasks, provider, "error", code=exc.code, message=exc.message)
-    except Exception as exc:  # our bug or a library surprise: counted like a failed check
-        log.exception("poll %s crashed", job_id)
-        return _check_failed(ctx, job_id, tasks, provider, poll_failures + 1,
-                             Retryable(f"status check crashed: {exc}", code="internal_error"))
-    since = submitted_at or created_at
-    if all(t["done"] for t in tasks):
-        # Still running at the previous check (updated_at: the submit, or the last check that
-        # found it running): a lower bound of how long this operation takes.
-        ctx.pacing.observe(operation, (checked_at - since).total_seconds() if checked_at else 0.0)
-        return _Checked(job_id, tasks, provider, "finish", failures=poll_failures)
-    elapsed = (utcnow() - since).total_seconds()
-    ctx.pacing.running(operation, elapsed)
-    delay = ctx.pacing.not_before(operation, elapsed, timing.next_poll_delay(
-        elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds))
-    return _Checked(job_id, tasks, provider, "later", delay=delay,
-                    progress=sum(progress) / len(progress) if progress else None)
-
-
-def _check_failed(ctx: Context, job_id: str, tasks: list[dict[str, Any]], provider: Provider,
-                  failures: int, exc: UpstreamError) -> _Checked:
-    s = ctx.settings
-    if failures >= s.max_poll_failures:
-        return _Checked(job_id, tasks, provider, "error", code=exc.code,
-                        message=f"{exc.message} (after {failures} failed status checks)")
-    delay = timing.backoff(failures, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds)
-    log.info("poll %s: %s; again in %.1fs", job_id, exc.message, delay)
-    return _Checked(job_id, tasks, provider, "failed", delay=delay, failures=failures, error=exc)
-
-
-def _finish_polled(ctx: Context, c: _Checked) -> None:
-    finished = [Finished([Output(url=o["url"], content_type=o["content_type"], meta=o["meta"] or {})
-                          for o in t["outputs"]], t["meta"] or {}) for t in c.tasks]
-    try:
-        finish(ctx, c.job_id, c.tenant_id, finished, c.provider, sources="poll", tasks=c.tasks)
-    except Exception as exc:  # a download or store failed: check (and download) again later
-        if isinstance(exc, UpstreamError) and not isinstance(exc, (Retryable, RateLimited)):
-            _fail(ctx, c.job_id, exc.code, exc.message)
-            return
-        if not isinstance(exc, UpstreamError):
-            log.exception("finishing %s crashed", c.job_id)
-            exc = Retryable(f"storing the outputs failed: {exc}", code="internal_error")
-        failed = _check_failed(ctx, c.job_id, c.tasks, c.provider, c.failures + 1, exc)
-        if failed.outcome == "error":
-            _fail(ctx, c.job_id, failed.code, failed.message)
-        else:
-            with ctx.sessions.begin() as session:
-                moves.record_poll(session, c.job_id, tasks=c.tasks, delay=failed.delay, failed=True)
+        moves.requeue(session, job_id, delay, refund_attempt=refund, uncertain=uncertain)

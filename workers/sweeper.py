@@ -27,14 +27,19 @@ def sweep(ctx: Context) -> dict[str, int]:
             ctx.publish(ctx.poll_task, ids[i:i + size], ctx.poll_queue(provider_name))
     counts["polls"] = len(polls)
 
+    # Lost starts are recovered only once this process has seen the database answer for a whole
+    # lease: after an outage every lease has run out, and live workers renew theirs first.
+    recover = ctx.holdings is None or ctx.holdings.healthy_for() >= s.start_lease_seconds
     with ctx.sessions.begin() as session:
-        for job_id, attempts in sweeps.lost_starts(session, s.sweep_batch):
-            if attempts >= s.max_start_attempts:
-                if moves.fail(session, job_id, "worker_lost",
-                             f"the worker running this job stopped {attempts} times", s.retention_seconds):
-                    ctx.notifier.job_finished(job_id)
-            else:
-                moves.requeue(session, job_id, 0.0)
+        for lost in (sweeps.lost_starts(session, s.sweep_batch) if recover else []):
+            if lost.recorded:  # its task ids are safe: poll them, never submit again
+                moves.resume(session, lost.id)
+            elif lost.attempts >= s.max_start_attempts:
+                if moves.fail(session, lost.id, "worker_lost",
+                              f"the worker running this job stopped {lost.attempts} times", s.retention_seconds):
+                    ctx.notifier.job_finished(lost.id)
+            else:  # its worker died after the claim: it may have sent the submit
+                moves.requeue(session, lost.id, 0.0, uncertain=True)
             counts["recovered"] += 1
         for job_id in sweeps.overdue(session, s.job_timeout_seconds, s.sweep_batch):
             if moves.fail(session, job_id, "timeout",
@@ -42,15 +47,37 @@ def sweep(ctx: Context) -> dict[str, int]:
                 ctx.notifier.job_finished(job_id)
                 counts["timed_out"] += 1
 
+    requeue_after, providers, held_stale = _lost_messages(ctx)
     with ctx.sessions.begin() as session:
-        starts = sweeps.due_starts(session, s.requeue_after_seconds, s.sweep_batch)
-        starts += claims.release_held(session, ctx.concurrency, s.sweep_batch)
+        starts = sweeps.due_starts(session, requeue_after, s.sweep_batch, providers)
+        starts += claims.release_held(session, ctx.concurrency, s.sweep_batch, stale_after=held_stale)
     for due in starts:
         ctx.publish(ctx.start_task, due.id, due.provider)
     counts["starts"] = len(starts)
     if any(counts.values()):
         log.info("sweep: %s", counts)
     return counts
+
+
+def _lost_messages(ctx: Context) -> tuple[float, set[str] | None, float]:
+    """When an unclaimed job's start message counts as lost: (age after which it is published
+    again, of which providers (None: all), the same age for released held jobs)."""
+    s = ctx.settings
+    slow = s.requeue_after_seconds * 10  # a broker that cannot say: a long publish lease
+    if ctx.broker is None:
+        return s.requeue_after_seconds, None, slow
+    try:
+        if ctx.broker.lost_everything():
+            log.warning("the broker lost its messages (restarted empty?): publishing every "
+                        "unclaimed job again")
+            return 0.0, None, 0.0
+        empty = ctx.broker.empty_queues(sorted(ctx.providers))
+    except Exception:  # noqa: BLE001 - the broker is away: publishing fails anyway
+        log.warning("broker probe failed", exc_info=True)
+        return slow, None, slow
+    if empty is None:
+        return slow, None, slow
+    return s.requeue_after_seconds, empty, slow
 
 
 def expire(ctx: Context) -> int:

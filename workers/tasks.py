@@ -15,7 +15,6 @@ import threading
 import redis
 from celery.signals import worker_process_init
 
-from core.jobs import claims
 from core.db import reset_engines, session_factory
 from core.notify import Notifier
 from core.ratelimit import MemoryWindow, SyncRedisLimiter
@@ -23,8 +22,10 @@ from core.settings import get_settings
 from core.storage import LocalStorage
 from workers import pipeline, sweeper, webhooks
 from workers.context import Context
+from workers.holdings import Holdings
 from workers.inflight import InFlight
-from workers.app import EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
+from workers.journal import Journal
+from workers.app import BrokerProbe, EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
 from workers.throttle import Throttle
 from workers.upstreams import build_providers, upstream_limits
 
@@ -50,12 +51,8 @@ def _built() -> Context:
     window = (SyncRedisLimiter(redis.Redis.from_url(settings.notify_redis_url))
               if settings.notify_redis_url else MemoryWindow())
     sessions = session_factory()
-
-    def extend_leases(job_ids: list[str]) -> None:
-        with sessions.begin() as session:
-            claims.extend_leases(session, job_ids, settings.start_lease_seconds)
-
-    return Context(
+    holdings = Holdings(sessions, settings.start_lease_seconds, Journal(settings.data_path / "journal"))
+    ctx = Context(
         settings=settings,
         sessions=sessions,
         storage=LocalStorage(settings.results_path),
@@ -66,8 +63,14 @@ def _built() -> Context:
         start_task=START_TASK,
         poll_task=POLL_TASK,
         poll_queue=poll_queue,
-        inflight=InFlight(extend_leases, settings.start_lease_seconds),
+        inflight=InFlight(),
+        broker=BrokerProbe(),
+        holdings=holdings,
     )
+    # Task ids the journal kept through a database outage: once written, the job moves on.
+    holdings.on_recorded = lambda job_id, tasks, recorded: pipeline.resume_recorded(ctx, job_id, tasks, recorded)
+    holdings.start()
+    return ctx
 
 
 @worker_process_init.connect

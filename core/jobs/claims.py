@@ -40,6 +40,9 @@ class Claimed:
     params: dict[str, Any]
     attempts: int
     status: str = S.RUNNING.value
+    # Task ids an earlier attempt recorded (it reached the upstream, then its worker died or
+    # the database was away): the job resumes polling them instead of submitting again.
+    upstream_tasks: list[dict[str, Any]] | None = None
 
 
 class ClaimGuard(Protocol):
@@ -61,7 +64,8 @@ class TenantLimits(NamedTuple):
 
 
 _TT = Tenant.__table__
-_CLAIM_READ = (select(_TT.c.id, _TT.c.plan, _TT.c.limits, _T.c.provider, _T.c.operation, _T.c.params)
+_CLAIM_READ = (select(_TT.c.id, _TT.c.plan, _TT.c.limits, _T.c.provider, _T.c.operation, _T.c.params,
+                      _T.c.upstream_tasks)
                .join_from(_T, _TT, _TT.c.id == _T.c.tenant_id)
                .where(_T.c.id == bindparam("c_id"), _T.c.status == S.QUEUED.value))
 _CLAIM_CALL = text("SELECT visiongate_claim(:job, :cap, :lease, :now, :window)")
@@ -79,7 +83,7 @@ def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
             found = conn.execute(_CLAIM_READ, {"c_id": job_id}).first()
             if found is None:
                 return None
-            tenant, provider, operation, params = TenantLimits(*found[:3]), *found[3:]
+            tenant, provider, operation, params, tasks = TenantLimits(*found[:3]), *found[3:]
             # A guard that counts running jobs belongs in the claim's transaction.
             server_side = guard is None or not (guard.needed(provider) and guard.with_claim(provider))
         if server_side:
@@ -94,7 +98,7 @@ def claim(sessions: sessionmaker, job_id: str, lease_seconds: float,
             return None if guard.turn_back(session, job) else job
     if attempts is None or attempts < 0:
         return None
-    job = Claimed(job_id, tenant.id, provider, operation, params, attempts)
+    job = Claimed(job_id, tenant.id, provider, operation, params, attempts, upstream_tasks=tasks)
     if guard is None or not guard.needed(provider):
         return job
     with sessions.begin() as session:  # a guard that needs no lock (requests per minute)
@@ -164,11 +168,12 @@ def claim_start(session: Session, job_id: str, lease_seconds: float,
         .values(status=S.RUNNING.value, updated_at=now, held_at=None,
                 lease_until=now + dt.timedelta(seconds=lease_seconds),
                 attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now))
-        .returning(Job.tenant_id, Job.provider, Job.operation, Job.params, Job.attempts)
+        .returning(Job.tenant_id, Job.provider, Job.operation, Job.params, Job.attempts,
+                   Job.upstream_tasks)
         .execution_options(synchronize_session=False)).first()
     if row is None:
         return None
-    return Claimed(job_id, row[0], row[1], row[2], row[3], row[4])
+    return Claimed(job_id, row[0], row[1], row[2], row[3], row[4], upstream_tasks=row[5])
 
 
 def release_held(session: Session, concurrency: Callable[[Tenant], int], limit: int,

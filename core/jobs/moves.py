@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, exists, func, or_, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -76,13 +76,46 @@ def mark_submitted(session: Session, job_id: str, tasks: list[dict[str, Any]],
     return now
 
 
+def resume(session: Session, job_id: str) -> bool:
+    """RUNNING → SUBMITTED for a job whose worker died after recording its task ids: polled at
+    once, never submitted again."""
+    now = utcnow()
+    moved = _move(session, job_id, (S.RUNNING,), S.SUBMITTED, submitted_at=now, run_at=now,
+                  lease_until=None, updated_at=now)
+    if moved is not None:
+        _event(session, job_id, "job.started", moved)
+    return moved is not None
+
+
+def record_tasks(session: Session, job_id: str, tasks: list[dict[str, Any]]) -> bool:
+    """Keep the upstream's task ids on the job, alone in its transaction, the moment the
+    upstream has answered: once they are there no recovery submits the job again (a claim or a
+    lost-start recovery of a job with task ids resumes polling them). False: the job had
+    moved on (finished, or started again elsewhere and recorded its own), so these tasks are
+    orphans."""
+    result = session.execute(_RECORD_TASKS, {"r_id": job_id, "r_tasks": tasks})
+    if result.rowcount == 1:
+        return True
+    # Written before (a journal entry replayed twice): the same tasks are no orphans.
+    held = session.scalar(select(_T.c.upstream_tasks).where(_T.c.id == job_id))
+    return bool(held) and [t.get("id") for t in held] == [t.get("id") for t in tasks]
+
+
+_RECORD_TASKS = (update(_T).where(_T.c.id == bindparam("r_id"), _T.c.upstream_tasks.is_(None),
+                                  _T.c.status.in_([S.RUNNING.value, S.QUEUED.value]))
+                 .values(upstream_tasks=bindparam("r_tasks", type_=_T.c.upstream_tasks.type)))
+
+
 def requeue(session: Session, job_id: str, delay: float, *, refund_attempt: bool = False,
-            sources: tuple[JobStatus, ...] = (S.RUNNING,)) -> bool:
-    """Back to QUEUED, startable after ``delay`` s; the sweeper publishes it when due."""
+            uncertain: bool = False, sources: tuple[JobStatus, ...] = (S.RUNNING,)) -> bool:
+    """Back to QUEUED, startable after ``delay`` s; the sweeper publishes it when due.
+    ``uncertain``: the attempt may have reached the upstream (counted on the job)."""
     values: dict[str, Any] = dict(run_at=utcnow() + dt.timedelta(seconds=delay),
                                   published_at=None, lease_until=None)
     if refund_attempt:
         values["attempts"] = Job.attempts - 1
+    if uncertain:
+        values["uncertain_submits"] = Job.uncertain_submits + 1
     return _move(session, job_id, sources, S.QUEUED, **values) is not None
 
 

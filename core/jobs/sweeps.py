@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection, NamedTuple
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -38,22 +38,33 @@ def due_polls(session: Session, lease_seconds: float, limit: int) -> list[Due]:
                       {"run_at": now + dt.timedelta(seconds=lease_seconds)}, limit)
 
 
-def due_starts(session: Session, requeue_after: float, limit: int) -> list[Due]:
-    """QUEUED jobs that are due and unpublished, or published long ago and never claimed."""
+def due_starts(session: Session, requeue_after: float, limit: int,
+               providers: Collection[str] | None = None) -> list[Due]:
+    """QUEUED jobs that are due and unpublished, or published more than ``requeue_after`` s ago
+    and never claimed (of ``providers`` only, when given: those whose queue lost messages)."""
     now = utcnow()
     stale = now - dt.timedelta(seconds=requeue_after)
+    republish = Job.published_at < stale
+    if providers is not None:
+        republish = and_(republish, Job.provider.in_(list(providers)))
     cond = and_(Job.status == S.QUEUED.value, Job.run_at <= now, Job.held_at.is_(None),
-                or_(Job.published_at.is_(None), Job.published_at < stale))
+                or_(Job.published_at.is_(None), republish))
     return _claim_due(session, cond, {"published_at": now}, limit)
 
 
-def lost_starts(session: Session, limit: int) -> list[tuple[str, int]]:
+class Lost(NamedTuple):
+    id: str
+    attempts: int
+    recorded: bool  # its upstream task ids are recorded: resume polling, never resubmit
+
+
+def lost_starts(session: Session, limit: int) -> list[Lost]:
     """RUNNING jobs whose worker's lease ran out (the worker died or hung)."""
     rows = session.execute(
-        select(Job.id, Job.attempts)
+        select(Job.id, Job.attempts, Job.upstream_tasks.is_not(None))
         .where(Job.status == S.RUNNING.value, Job.lease_until < utcnow()).limit(limit)
     ).all()
-    return [(r[0], r[1]) for r in rows]
+    return [Lost(r[0], r[1], bool(r[2])) for r in rows]
 
 
 def overdue(session: Session, timeout_seconds: float, limit: int) -> list[str]:

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from providers.base import Permanent, RateLimited, Retryable, UpstreamError, parse_retry_after
+from providers.base import (Permanent, RateLimited, Retryable, UpstreamError, maybe_delivered,
+                            parse_retry_after)
 
 USER_AGENT = "visiongate-bria/0.1"
 MAX_REDIRECTS = 5
@@ -84,11 +85,13 @@ def to_upstream_error(source: httpx.Response | httpx.HTTPError) -> UpstreamError
     if isinstance(source, httpx.Response):
         return _classify_response(source)
     if isinstance(source, httpx.TimeoutException):
-        return Retryable(f"Bria did not answer in time ({type(source).__name__})", code="upstream_timeout")
+        return Retryable(f"Bria did not answer in time ({type(source).__name__})", code="upstream_timeout",
+                         maybe_sent=maybe_delivered(source))
     if isinstance(source, httpx.UnsupportedProtocol):
         return Permanent(f"unsupported upstream URL: {source}", code="upstream_bad_url")
     if isinstance(source, (httpx.TransportError, httpx.DecodingError)):
-        return Retryable(f"could not reach Bria: {type(source).__name__}: {source}", code="upstream_unavailable")
+        return Retryable(f"could not reach Bria: {type(source).__name__}: {source}", code="upstream_unavailable",
+                         maybe_sent=maybe_delivered(source))
     return Retryable(f"HTTP error talking to Bria: {type(source).__name__}: {source}", code="upstream_unavailable")
 
 

@@ -121,6 +121,17 @@ class FakeProvider:
         pass
 
 
+class FakeCancellableProvider(FakeProvider):
+    """The fake upstream with a cancel (as Runway and Firefly have); cancelled ids are kept."""
+
+    def __init__(self, steps: list[str] | None = None):
+        super().__init__(steps)
+        self.cancelled: list[str] = []
+
+    def cancel(self, op: Operation, task: UpstreamTask) -> None:
+        self.cancelled.append(task.id)
+
+
 class FakeAsyncProvider:
     """The one-call ``AsyncProvider`` port, scripted; each call stays open ``delay`` seconds."""
 

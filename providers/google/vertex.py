@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from providers.base import Permanent, RateLimited, Retryable, UpstreamError, parse_retry_after
+from providers.base import (Permanent, RateLimited, Retryable, UpstreamError, maybe_delivered,
+                            parse_retry_after)
 
 RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 
@@ -89,11 +90,13 @@ def to_upstream_error(source: httpx.Response | httpx.HTTPError, *, service: str 
     if isinstance(source, httpx.HTTPStatusError):
         source = source.response
     if isinstance(source, httpx.TimeoutException):
-        return Retryable(f"{service} did not answer in time ({type(source).__name__})", code="upstream_timeout")
+        return Retryable(f"{service} did not answer in time ({type(source).__name__})", code="upstream_timeout",
+                         maybe_sent=maybe_delivered(source))
     if isinstance(source, httpx.UnsupportedProtocol):
         return Permanent(f"unsupported upstream URL: {source}", code="upstream_bad_url")
     if isinstance(source, httpx.HTTPError):
-        return Retryable(f"could not reach {service}: {type(source).__name__}: {source}", code="upstream_unavailable")
+        return Retryable(f"could not reach {service}: {type(source).__name__}: {source}", code="upstream_unavailable",
+                         maybe_sent=maybe_delivered(source))
     status = source.status_code
     error = google_error(source)
     google_status = str(error.get("status") or "").strip()

@@ -30,7 +30,8 @@ from typing import Any
 
 import httpx
 
-from providers.base import Permanent, RateLimited, Retryable, UpstreamError, parse_retry_after
+from providers.base import (Permanent, RateLimited, Retryable, UpstreamError, maybe_delivered,
+                            parse_retry_after)
 
 USER_AGENT = "visiongate-openai/0.1"
 CONNECT_TIMEOUT = 10.0
@@ -127,11 +128,13 @@ def to_upstream_error(source: httpx.Response | httpx.HTTPError | Exception) -> U
     if isinstance(source, httpx.Response):
         return _classify_response(source)
     if isinstance(source, httpx.TimeoutException):
-        return Retryable(f"OpenAI did not answer in time ({type(source).__name__})", code="upstream_timeout")
+        return Retryable(f"OpenAI did not answer in time ({type(source).__name__})", code="upstream_timeout",
+                         maybe_sent=maybe_delivered(source))
     if isinstance(source, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         return Permanent(f"unsupported upstream URL: {source}", code="upstream_bad_url")
     if isinstance(source, (httpx.TransportError, httpx.DecodingError)):
-        return Retryable(f"could not reach OpenAI: {type(source).__name__}: {source}", code="upstream_unavailable")
+        return Retryable(f"could not reach OpenAI: {type(source).__name__}: {source}", code="upstream_unavailable",
+                         maybe_sent=maybe_delivered(source))
     return Retryable(f"error talking to OpenAI: {type(source).__name__}: {source}", code="upstream_unavailable")
 
 

@@ -103,7 +103,7 @@ def test_due_polls_and_lost_leases(db):
         assert [d.id for d in sweeps.due_polls(s, 30, 10)] == [polling]
     with sessions.begin() as s:
         assert sweeps.due_polls(s, 30, 10) == []  # leased by the first sweep
-        assert sweeps.lost_starts(s, 10) == [(lost, 1)]
+        assert sweeps.lost_starts(s, 10) == [(lost, 1, False)]
     assert waiting
 
 

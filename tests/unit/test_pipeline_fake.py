@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from core.jobs import claims, sweeps
+from core.jobs import sweeps
 from core.models import Job, utcnow
 from core.notify import Notifier
 from core.settings import Settings
@@ -21,7 +21,9 @@ from core.tenants import get_or_create_tenant
 from providers.fake import OPERATIONS, FakeAsyncProvider, FakeProvider
 from workers import pipeline
 from workers.context import Context
+from workers.holdings import Holdings
 from workers.inflight import InFlight
+from workers.journal import Journal
 
 OPS = {op.name: op for op in OPERATIONS}
 
@@ -149,14 +151,8 @@ def wait_for(check, timeout: float = 10.0):
 
 def test_async_calls_run_many_at_once_without_a_thread_each(db, tmp_path):
     provider = FakeAsyncProvider(delay=0.6, max_in_flight=40)
-    holder: dict = {}
-
-    def extend(ids: list[str]) -> None:
-        with holder["ctx"].sessions.begin() as s:
-            claims.extend_leases(s, ids, 0.9)
-
-    inflight = InFlight(extend, lease_seconds=0.9)
-    ctx = holder["ctx"] = make_ctx(db, tmp_path, provider, inflight)
+    inflight = InFlight()
+    ctx = make_ctx(db, tmp_path, provider, inflight)
     try:
         ids = [new_job(ctx) for _ in range(30)]
         for job_id in ids:  # each start returns once the call is handed to the loop
@@ -171,13 +167,8 @@ def test_async_calls_run_many_at_once_without_a_thread_each(db, tmp_path):
 
 def test_in_flight_leases_are_extended_until_the_answer(db, tmp_path):
     provider = FakeAsyncProvider(delay=2.0)
-    holder: dict = {}
-
-    def extend(ids: list[str]) -> None:
-        with holder["ctx"].sessions.begin() as s:
-            claims.extend_leases(s, ids, 0.9)
-
-    ctx = holder["ctx"] = make_ctx(db, tmp_path, provider, InFlight(extend, lease_seconds=0.9))
+    ctx = make_ctx(db, tmp_path, provider, InFlight())
+    ctx.holdings = Holdings(ctx.sessions, 0.9, Journal(tmp_path / "journal"))
     try:
         job_id = new_job(ctx)
         pipeline.start(ctx, job_id)
@@ -193,7 +184,7 @@ def test_in_flight_leases_are_extended_until_the_answer(db, tmp_path):
     ("429", "QUEUED", None), ("5xx", "QUEUED", None), ("moderated", "ERROR", "content_moderated")])
 def test_async_failures_are_classified_like_submits(db, tmp_path, step, status, code):
     provider = FakeAsyncProvider(steps=[step])
-    ctx = make_ctx(db, tmp_path, provider, InFlight(lambda ids: None, lease_seconds=5))
+    ctx = make_ctx(db, tmp_path, provider, InFlight())
     try:
         job_id = new_job(ctx)
         pipeline.start(ctx, job_id)

@@ -4,6 +4,7 @@ header fields it produces, the plan grid and the upstream throttle."""
 import asyncio
 
 import fakeredis
+import redis
 import pytest
 
 from core.plans import DEFAULT_PLANS, limits_for, plan_grid, validate_overrides
@@ -193,3 +194,53 @@ def test_small_quotas_are_exact_on_every_request():
     assert [d.allowed for d in decisions] == [True] * 60 + [False] * 10
     assert calls == []  # quota 60 < 2 × 50: straight to the sliding window, no leases
     assert [d.remaining for d in decisions[:3]] == [59, 58, 57]
+
+
+# --------------------------------------------------------------------------- Redis away
+class _Down:
+    """A shared limiter whose Redis refuses connections."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def hit(self, *a, **kw):
+        self.calls += 1
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    async def used(self, *a, **kw):
+        self.calls += 1
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+
+def test_fallback_admits_a_share_of_the_quota_locally_while_redis_is_down():
+    from core.ratelimit import FallbackLimiter
+
+    down = _Down()
+    limiter = FallbackLimiter(down, processes=4, retry_after=60)
+
+    async def run():
+        return [await limiter.hit("t:endpoint:/x", 60, 60) for _ in range(20)]
+    decisions = asyncio.run(run())
+    assert sum(d.allowed for d in decisions) == 15  # 60 / 4 processes: never more than the plan
+    assert decisions[0].quota == 60  # the headers still state the plan's quota
+    assert down.calls == 1  # Redis is not asked again before retry_after
+    assert asyncio.run(limiter.used("t:endpoint:/x", 60)) == 15
+
+
+def test_fallback_goes_back_to_redis_after_the_pause():
+    from core.ratelimit import FallbackLimiter, MemoryLimiter
+
+    class Flaky(MemoryLimiter):
+        fail = True
+
+        async def hit(self, *a, **kw):
+            if self.fail:
+                raise redis.exceptions.TimeoutError("Timeout reading from socket")
+            return await super().hit(*a, **kw)
+
+    shared = Flaky()
+    limiter = FallbackLimiter(shared, processes=1, retry_after=0.0)
+    assert asyncio.run(limiter.hit("k", 5, 60)).allowed
+    shared.fail = False
+    asyncio.run(limiter.hit("k", 5, 60))
+    assert shared._window.used("k", 60) == 1  # counted in the shared limiter again

@@ -34,3 +34,19 @@ def test_countdown_becomes_celerys_eta_header():
     assert 1.5 < (eta - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 2
     assert json.loads(base64.b64decode(msg["body"]))[0] == [["a", "b"]]
     assert json.loads(encode_task_message("t", [1], "q"))["headers"]["eta"] is None
+
+
+def test_broker_probe_notices_an_emptied_broker_and_empty_queues(monkeypatch):
+    import fakeredis
+
+    from workers import app
+
+    server = fakeredis.FakeRedis()
+    monkeypatch.setattr(app, "_redis_for_publishing", lambda: server)
+    probe = app.BrokerProbe()
+    assert probe.lost_everything()  # no marker yet (first sweep, or the broker lost it)
+    assert not probe.lost_everything()
+    server.lpush("bria", b"m")
+    assert probe.empty_queues(["bria", "openai"]) == {"openai"}
+    server.flushall()  # restarted empty
+    assert probe.lost_everything()
