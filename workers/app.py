@@ -63,6 +63,9 @@ def make_celery(settings: Settings) -> Celery:
         }
         # kombu's own filesystem transport can hand a consumer a half-written message file
         app.conf.broker_transport = "workers.fsbroker:Transport"
+    elif settings.celery_broker_url.startswith("redis://"):
+        # kombu's Redis transport crashes the worker when a late ack meets a closed connection
+        app.conf.broker_transport = "workers.redisbroker:Transport"
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,

@@ -63,14 +63,15 @@ class System:
         if name.startswith("api"):
             return [py, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
                     "--port", str(self.api_port), "--no-access-log"]
+        if name.startswith("supervised-worker"):  # the product's command: restarts its processes
+            return [py, "-m", "cli.main", "worker", "--processes", "1"]
         if name.startswith("worker"):
             return [py, "-m", "celery", "-A", "workers.app:celery_app", "worker", "-Q",
                     ",".join(_worker_queues()), "--pool", "threads", "--concurrency", "4",
                     "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                     "--without-heartbeat", "-n", f"{name}@%h"]
-        if name == "beat":
-            return [py, "-m", "celery", "-A", "workers.app:celery_app", "beat", "--loglevel",
-                    "INFO", "--schedule", str(self.data_dir / "celerybeat-schedule")]
+        if name.startswith("beat"):
+            return [py, "-m", "celery", "-A", "workers.app:celery_app", "beat", "--loglevel", "INFO"]
         if name == "simulator":
             return [py, "-m", "providers.simulator", "--host", "127.0.0.1", "--port", str(self.sim_port)]
         raise ValueError(name)
@@ -83,6 +84,7 @@ class System:
         """Start a component; ``env`` overrides settings, ``port`` runs another API instance,
         ``args`` are appended to its command line (e.g. ``--workers 4``)."""
         log = open(self.log_path(name), "ab")
+        offset = log.tell()  # a restarted component's log: look only at what it writes now
         cmd = self._cmd(name) + list(args)
         if port is not None:
             cmd[cmd.index("--port") + 1] = str(port)
@@ -93,18 +95,18 @@ class System:
             wait_http(f"http://127.0.0.1:{port or self.api_port}/health", proc=proc)
         elif name == "simulator":
             wait_http(f"{self.sim_url}/_sim/stats", proc=proc)
-        elif name.startswith("worker"):
-            self._wait_log(name, b"ready.")
+        elif name.startswith(("worker", "supervised-worker")):
+            self._wait_log(name, b"ready.", offset=offset)
         return proc
 
-    def _wait_log(self, name: str, marker: bytes, timeout: float = 30.0) -> None:
+    def _wait_log(self, name: str, marker: bytes, timeout: float = 30.0, offset: int = 0) -> None:
         deadline = time.time() + timeout
         path = self.log_path(name)
         while time.time() < deadline:
             if self.procs[name].poll() is not None:
                 raise RuntimeError(f"{name} exited: {path.read_text()[-2000:]}")
             with open(path, "rb") as fh:
-                fh.seek(0)
+                fh.seek(offset)
                 if marker in fh.read():
                     return
             time.sleep(0.1)
