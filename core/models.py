@@ -299,3 +299,28 @@ class WebhookAttempt(Base):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)  # first 1 KiB
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     signatures: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# --------------------------------------------------------------------------- idempotency keys
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a tenant sent with a create (core/idempotency.py): claimed
+    (``in_progress``, held by ``token`` until ``locked_until``) before the job or batch is made,
+    then ``done`` with the answer to replay. Deleted by the sweeper after ``expires_at``."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 (hex) of the endpoint and the canonical request body
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(200))  # "POST /api/v1/…", for the reuse message
+    state: Mapped[str] = mapped_column(String(16))  # in_progress | done
+    token: Mapped[str] = mapped_column(String(32))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)  # the JSON answer, as sent
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the job's or batch's id
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Status reads: how long an API process may answer from memory for an unfinished job whose
     # finish notification was lost (finishes are announced; 0 = always read the database).
     status_cache_seconds: float = Field(5.0, alias="VISIONGATE_STATUS_CACHE_SECONDS")
+    # How long an Idempotency-Key replays its first answer (core/idempotency.py); the sweeper
+    # deletes keys past it.
+    idempotency_ttl_seconds: float = Field(24 * 3600, alias="VISIONGATE_IDEMPOTENCY_TTL_SECONDS")
 
     # Results
     url_ttl_seconds: int = Field(3600, alias="VISIONGATE_URL_TTL_SECONDS")

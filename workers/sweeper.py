@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from core import idempotency
 from core.jobs import claims, moves, sweeps
 from workers.context import Context
 
@@ -93,4 +94,6 @@ def expire(ctx: Context) -> int:
         ctx.storage.delete_prefix(f"{tenant_id}/{job_id}")
         with ctx.sessions.begin() as session:
             done += moves.mark_expired(session, job_id)
+    with ctx.sessions.begin() as session:  # idempotency keys past their 24 h
+        idempotency.sweep(session, ctx.settings.sweep_batch)
     return done

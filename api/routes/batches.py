@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, AsyncIterator, Literal
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
+from api import idempotency
 from api.deps import BaseUrlDep, EndpointLimited, ReadLimited, SessionDep, SettingsDep
 from api.envelope import success_response
 from api.errors import ApiError
 from core import batches
 from core.credits import InsufficientCredits
+from core.idempotency import fingerprint
 from core.notify import ALL
+from core.tenants import Principal
 from providers.base import InvalidRequest
 from providers.registry import OPERATIONS
 from api.strict import StrictRoute
@@ -59,29 +63,58 @@ def _body_error(loc: tuple[str, ...], msg: str, type_: str = "value_error") -> R
     return RequestValidationError([{"type": type_, "loc": loc, "msg": msg, "input": None}])
 
 
-@router.post("/api/v1/batches", status_code=202, summary="Create Batch", openapi_extra=CREATE_BODY,
-             responses={202: {"description": "Accepted: the batch document"},
-                        406: {"description": "Not enough credits for the whole batch (nothing is created)"},
-                        413: {"description": "Over the batch size or line limit"},
-                        422: {"description": "Invalid lines (each listed with line number, custom_id "
-                                             "and errors) or invalid options"}})
+@dataclass
+class _Upload:
+    """A batch upload read and its options validated, its lines not parsed yet."""
+    options: batches.BatchOptions
+    parse: Callable[[], batches.Parsed]
+    where: str  # the body field the lines came in: "file" or "requests"
+    content: Any  # what the idempotency fingerprint hashes: the file, the raw JSONL, the JSON body
+
+
+BATCH_LOCK_SECONDS = 600.0  # an unfinished batch create holds its Idempotency-Key this long at most
+
+
+@router.post("/api/v1/batches", status_code=202, summary="Create Batch",
+             openapi_extra={**CREATE_BODY, "parameters": [idempotency.PARAMETER]},
+             responses=idempotency.document({
+                 202: {"description": "Accepted: the batch document"},
+                 406: {"description": "Not enough credits for the whole batch (nothing is created)"},
+                 413: {"description": "Over the batch size or line limit"}}, success=(202,),
+                 invalid="Invalid lines (each listed with line number, custom_id and errors) or invalid options"))
 async def create_batch(request: Request, principal: EndpointLimited, session: SessionDep,
                        settings: SettingsDep, base: BaseUrlDep,
                        on_invalid: Literal["reject", "skip"] | None = Query(None),
                        webhook_url: str | None = Query(None),
-                       webhook_events: str | None = Query(None, description="comma-separated")) -> JSONResponse:
+                       webhook_events: str | None = Query(None, description="comma-separated")) -> Response:
     """Upload many job requests at once: a **JSONL file** (multipart field `file`, or the raw
     body with `Content-Type: application/jsonl`) or `{"requests": [...]}`. Each line is
     `{"custom_id", "endpoint", "body"}`. Every line is validated like its endpoint; one invalid
     line refuses the batch (422 listing each bad line) unless `on_invalid=skip`. Limits:
     `VISIONGATE_BATCH_MAX_LINES` (50,000) lines, `VISIONGATE_BATCH_MAX_BYTES` (200 MB). The
     credits of all jobs are reserved at once; the jobs start as the tenant's concurrency allows
-    (they do not count against the per-minute request limit)."""
+    (they do not count against the per-minute request limit).
+
+    With an `Idempotency-Key` header the whole upload is one request: a retry with the same key
+    and the same upload (file contents, options) answers the first batch document again with
+    `Idempotent-Replayed: true` and creates nothing."""
     fields: dict[str, Any] = {k: v for k, v in (("on_invalid", on_invalid), ("webhook_url", webhook_url),
                                                  ("webhook_events", webhook_events)) if v is not None}
+    upload = await _read_upload(request, fields, settings.batch_max_lines)
+    key = idempotency.key_of(request)
+    if key is None:
+        return await _create(request, upload, principal, session, base, settings.batch_max_lines, None)
+    print_ = await run_in_threadpool(fingerprint, "POST /api/v1/batches", fields, upload.content)
+    return await idempotency.guarded(
+        request, principal.tenant_id, key, print_, lock_seconds=BATCH_LOCK_SECONDS,
+        work=lambda created: _create(request, upload, principal, session, base, settings.batch_max_lines,
+                                     created))
+
+
+async def _read_upload(request: Request, fields: dict[str, Any], max_lines: int) -> _Upload:
+    """Read the upload in whichever of the three forms it came; ``fields`` gains the options
+    sent in the body."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    max_lines = settings.batch_max_lines
-    where = "file"
     if ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=20)
         upload = form.get("file")
@@ -89,41 +122,45 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
             raise _body_error(("body", "file"), "a JSONL file is required in the form field `file`", "missing")
         from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in form}
         fields.update({k: form[k] for k in from_body})
-        options = _options(fields, from_body)
-        parse = lambda: batches.parse_jsonl(upload.file, max_lines, OPERATIONS)  # noqa: E731
-    elif ctype in JSONL_TYPES:
+        return _Upload(_options(fields, from_body), lambda: batches.parse_jsonl(upload.file, max_lines, OPERATIONS),
+                       "file", upload.file)
+    if ctype in JSONL_TYPES:
         raw = await request.body()
-        options = _options(fields, set())
-        parse = lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines, OPERATIONS)  # noqa: E731
-    else:
-        raw = await request.body()
-        try:
-            data = await run_in_threadpool(json.loads, raw)
-        except ValueError as exc:
-            raise _body_error(("body",), f"the body is not valid JSON: {exc}", "json_invalid") from None
-        if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
-            raise _body_error(("body", "requests"), "send a JSONL file (multipart field `file`) or "
-                              "a JSON object with a `requests` list", "missing")
-        from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in data}
-        fields.update({k: data[k] for k in from_body})
-        options = _options(fields, from_body)
-        where = "requests"
-        parse = lambda: batches.parse_requests(data["requests"], max_lines, OPERATIONS)  # noqa: E731
+        return _Upload(_options(fields, set()), lambda: batches.parse_jsonl(io.BytesIO(raw), max_lines, OPERATIONS),
+                       "file", raw)
+    raw = await request.body()
     try:
-        parsed = await run_in_threadpool(parse)
+        data = await run_in_threadpool(json.loads, raw)
+    except ValueError as exc:
+        raise _body_error(("body",), f"the body is not valid JSON: {exc}", "json_invalid") from None
+    if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
+        raise _body_error(("body", "requests"), "send a JSONL file (multipart field `file`) or "
+                          "a JSON object with a `requests` list", "missing")
+    from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in data}
+    fields.update({k: data[k] for k in from_body})
+    return _Upload(_options(fields, from_body),
+                   lambda: batches.parse_requests(data["requests"], max_lines, OPERATIONS), "requests", data)
+
+
+async def _create(request: Request, upload: _Upload, principal: Principal, session: Any, base: str,
+                  max_lines: int, created: idempotency.Created | None) -> JSONResponse:
+    """Parse and check the lines, then create the batch (one transaction) and answer 202."""
+    try:
+        parsed = await run_in_threadpool(upload.parse)
     except batches.TooManyLines as exc:
         raise ApiError(413, str(exc), code="payload_too_large", max_lines=max_lines) from None
     if not parsed.lines and not parsed.errors:
-        raise _body_error(("body", where), "the batch has no request lines", "missing")
+        raise _body_error(("body", upload.where), "the batch has no request lines", "missing")
     await _resolve_lines(parsed, principal.tenant_id, session, request.app.state.upstream_defaults)
-    if parsed.errors and options.on_invalid == "reject":
+    if parsed.errors and upload.options.on_invalid == "reject":
         raise RequestValidationError([
-            {"type": "invalid_line", "loc": ("body", where, e["line"]),
+            {"type": "invalid_line", "loc": ("body", upload.where, e["line"]),
              "msg": f"line {e['line']} is invalid: " + "; ".join(
                  f"{'.'.join(map(str, x['loc'])) or 'line'}: {x['msg']}" for x in e["errors"]),
              "input": None, "line": e["line"], "custom_id": e["custom_id"], "errors": e["errors"]}
             for e in parsed.errors])
     metered = not principal.limits.unmetered
+    options = upload.options
     try:
         batch = await session.run_sync(lambda s: batches.create(
             s, tenant_id=principal.tenant_id, metered=metered, parsed=parsed, options=options, base_url=base))
@@ -134,6 +171,8 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
         raise ApiError(406, f"this batch costs {exc.cost} credit(s); {exc.available} available",
                        code="insufficient_credits", credit_cost=exc.cost,
                        credits_remaining=exc.available) from None
+    if created is not None:
+        created(batch.id)
     return success_response(doc, 202)
 
 

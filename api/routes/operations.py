@@ -5,6 +5,7 @@ job, publishes it on the provider's queue and answers 202 with the status URL, o
 ``sync: true``, waits (up to the server's sync deadline) and answers 200 with the result.
 """
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -14,15 +15,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
+from api import idempotency
 from api.deps import EndpointLimited, base_url_of
 from api.envelope import success, success_response
 from api.errors import ApiError, call_upstream
 from core import intake
+from core.idempotency import CLAIM_GRACE_SECONDS, Replay, fingerprint
 from core.credits import InsufficientCredits
 from core.jobs.states import FINISHED_OR_EXPIRED, JobStatus, values
 from core.models import Job
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
+from core.tenants import Principal
 from core.webhooks.schemas import JobOptions
 from core import media_inputs
 from providers.base import InvalidRequest, Kind, Operation
@@ -39,6 +43,14 @@ WEBHOOK_OPTIONS_DOC = """
 `webhook_events` picks them: `job.started`, `job.completed`, `job.failed` (or `started`,
 `completed`, `failed`), default the final event only. A bad value answers 422 with
 `loc: ["body", "webhook_url"]` and creates no job."""
+
+IDEMPOTENCY_DOC = """
+
+**Retries** (visiongate extension): send an `Idempotency-Key` header and a retry of the same
+request within 24 h answers the first answer again (`Idempotent-Replayed: true`) instead of
+creating and charging a second job. The same key with another body answers 422
+`idempotency_key_reused`; while the first request still runs (a synchronous wait included), 409
+`idempotency_in_progress` with `Retry-After: 1`."""
 
 
 def status_url(base: str, provider: str, job_id: str) -> str:
@@ -74,9 +86,20 @@ def make_job_endpoint(op: Operation):
 
     # Only what every request needs is a dependency (each costs FastAPI's dependency solving
     # per request): settings and base URL are read from the app, a session is opened only by
-    # the operations that read the database at intake, and by sync waits.
+    # the operations that read the database at intake, and by sync waits. The Idempotency-Key
+    # header is read by hand (api/idempotency.py): without it a request costs nothing more.
     async def endpoint(body: body_type, principal: EndpointLimited,  # type: ignore[valid-type]
                        request: Request) -> Any:
+        key = idempotency.key_of(request)
+        if key is None:
+            return await run(body, principal, request, None)
+        print_ = await _fingerprint(op, body, request)
+        lock = request.app.state.settings.sync_deadline_seconds + CLAIM_GRACE_SECONDS
+        return await idempotency.guarded(request, principal.tenant_id, key, print_,
+                                         lambda created: run(body, principal, request, created),
+                                         lock_seconds=lock, refresh=lambda replay: fresh_urls(request, replay))
+
+    async def run(body: Any, principal: Principal, request: Request, created: idempotency.Created | None) -> Any:
         settings: Settings = request.app.state.settings
         base = base_url_of(request)
         run_op, params = await prepare(op, body.model_dump(mode="json"))
@@ -92,6 +115,8 @@ def make_job_endpoint(op: Operation):
         except InsufficientCredits as exc:
             raise ApiError(406, str(exc), code="insufficient_credits", credit_cost=exc.cost,
                            credits_remaining=exc.available) from None
+        if created is not None:  # from here on the answer is the key's to replay
+            created(accepted.job_id, _accepted(base, accepted))
         if not sync:
             return _accepted(base, accepted)
         app, job_id = request.app, accepted.job_id
@@ -121,6 +146,38 @@ def make_job_endpoint(op: Operation):
 
     endpoint.__name__ = op.name.replace(".", "_")
     return endpoint
+
+
+_INLINE_HASH_BYTES = 64 * 1024  # larger bodies are fingerprinted off the event loop
+
+
+async def _fingerprint(op: Operation, body: BaseModel, request: Request) -> str:
+    """The request's idempotency fingerprint: the endpoint and the JSON body as sent (canonical:
+    key order and spacing do not matter), or for a form body its validated fields (a multipart
+    boundary differs from one send to the next)."""
+    endpoint = f"{op.method} {op.path}"
+    if op.body == "form":
+        return fingerprint(endpoint, body.model_dump(mode="json"))
+    raw = await request.json()  # already parsed for the model: Starlette caches it
+    if len(await request.body()) < _INLINE_HASH_BYTES:
+        return fingerprint(endpoint, raw)
+    return await run_in_threadpool(fingerprint, endpoint, raw)
+
+
+async def fresh_urls(request: Request, replay: Replay) -> str:
+    """A replayed synchronous 200 with result URLs gets freshly signed ones (the stored ones
+    may have expired since; ``VISIONGATE_URL_TTL_SECONDS``); any other answer is replayed as
+    stored."""
+    doc = idempotency.replay_json(replay) if replay.status_code == 200 and replay.request_id else None
+    result = doc.get("result") if isinstance(doc, dict) else None
+    if not isinstance(result, dict) or "urls" not in result:
+        return replay.body
+    async with request.app.state.sessions() as session:
+        job = await session.get(Job, replay.request_id)
+    if job is None or job.status != JobStatus.COMPLETED.value:
+        return replay.body
+    result.update(result_body(job, request.app.state.settings, base_url_of(request)))
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 async def prepare(op: Operation, params: dict[str, Any]) -> tuple[Operation, dict[str, Any]]:
@@ -196,12 +253,14 @@ def build_router() -> APIRouter:
                 raise NotImplementedError(f"{op.name}: only JOB and QUICK operations are routed so far")
             router.add_api_route(
                 op.path, make_job_endpoint(op), methods=[op.method], summary=op.summary,
-                description=(op.description + WEBHOOK_OPTIONS_DOC).strip(), tags=list(op.tags),
+                description=(op.description + WEBHOOK_OPTIONS_DOC + IDEMPOTENCY_DOC).strip(), tags=list(op.tags),
                 deprecated=op.deprecated, status_code=200,
-                responses={202: {"description": "Accepted: the job runs; poll status_url"},
-                           401: {"description": "Missing or invalid API key"},
-                           406: {"description": "Not enough credits (no job is created)"},
-                           413: {"description": "Request body too large"},
-                           429: {"description": "Rate limit reached (see Retry-After)"}},
+                responses=idempotency.document({
+                    202: {"description": "Accepted: the job runs; poll status_url"},
+                    401: {"description": "Missing or invalid API key"},
+                    406: {"description": "Not enough credits (no job is created)"},
+                    413: {"description": "Request body too large"},
+                    429: {"description": "Rate limit reached (see Retry-After)"}}, success=(200, 202)),
+                openapi_extra={"parameters": [idempotency.PARAMETER]},
             )
     return router

@@ -224,7 +224,7 @@ def test_migration_encrypts_existing_plaintext_secrets(tmp_path):
 
     # Running it again changes nothing (already encrypted values are recognised by "v1:").
     command.stamp(alembic_config(url), "0007")
-    command.upgrade(alembic_config(url), "0008")
+    command.upgrade(alembic_config(url), "0008")  # 0008 only: later revisions' tables exist already
     assert raw_secrets(sessions, tenant_id) == (raw, raw_previous)
 
     # Downgrading gives the plaintext back.
