@@ -66,8 +66,8 @@ def make_status_endpoint(provider: str):
                               settings: SettingsDep, base: BaseUrlDep, request: Request) -> dict[str, Any]:
         """Status of an asynchronous request: IN_PROGRESS, COMPLETED (with ``result``) or
         ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``); read
-        the status again for fresh ones. ``expires_at`` (visiongate's): when the request's
-        retention ends (null until it finishes); after it, 404 with code ``expired``."""
+        the status again for fresh ones. ``expires_at`` (visiongate's, once the request has
+        finished): when its retention ends; after it, 404 with code ``expired``."""
         cache: StatusCache = request.app.state.status_cache
         started = cache.begin()
         job = await _visible_job(session, task_id, principal.tenant_id, provider=provider)
@@ -84,8 +84,8 @@ for _plugin in PLUGINS:
                              tags=["Status"], summary=_plugin.dialect.status_summary or f"{_plugin.name} status",
                              responses={**NOT_FOUND_RESPONSES, 200: {
                                  "description": "The status document. `result.expires_at`: when this read's URLs "
-                                                "stop working; `expires_at`: when the request's retention ends "
-                                                "(null until it finishes)",
+                                                "stop working; `expires_at` (once the request has finished): "
+                                                "when its retention ends",
                                  "content": {"application/json": {"example": _STATUS_EXAMPLE}}}})
 
 

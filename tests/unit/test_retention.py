@@ -151,7 +151,8 @@ def _fake(status: str, expires_at: dt.datetime | None, retention: int | None = N
 def test_status_documents_carry_expires_at_once_known():
     settings = Settings()
     running = status_document(_fake("RUNNING", None), settings, "http://api")
-    assert "expires_at" in running and running["expires_at"] is None
+    assert running == {"status": "IN_PROGRESS", "request_id": "j1", "result": None, "error": None}  # the reference's
+    assert job_document(_fake("RUNNING", None), settings, "http://api")["expires_at"] is None
     end = utcnow() + dt.timedelta(seconds=60)
     done = status_document(_fake("COMPLETED", end), settings, "http://api")
     assert done["expires_at"] == end.isoformat().replace("+00:00", "Z")
