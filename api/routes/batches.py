@@ -59,8 +59,8 @@ def _options(values: dict[str, Any], body_fields: set[str]) -> batches.BatchOpti
         return batches.BatchOptions.model_validate(values)
     except ValidationError as exc:
         raise RequestValidationError([
-            {"type": e["type"], "loc": ("body" if e["loc"] and e["loc"][0] in body_fields else "query", *e["loc"]),
-             "msg": e["msg"], "input": e.get("input")} for e in exc.errors(include_url=False)]) from None
+            {**e, "loc": ("body" if e["loc"] and e["loc"][0] in body_fields else "query", *e["loc"])}
+            for e in exc.errors(include_url=False)]) from None
 
 
 def _body_error(loc: tuple[str, ...], msg: str, type_: str = "value_error") -> RequestValidationError:
