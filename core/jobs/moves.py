@@ -41,7 +41,7 @@ class Moved(NamedTuple):
     hooked: bool  # someone may subscribe to its webhook events
 
 
-class add_seconds(FunctionElement):  # noqa: N801 - an SQL function, named like one
+class add_seconds(FunctionElement):  # an SQL function, named like one
     """``timestamp + seconds`` (an integer expression) on PostgreSQL and SQLite alike."""
 
     type = UTCDateTime()
