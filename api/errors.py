@@ -78,6 +78,14 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def expired(job_id: str, expired_at: str | None) -> ApiError:
+    """404 ``expired``: the caller's own job, past its retention (its results were deleted).
+    Unknown ids and other tenants' jobs stay a plain 404 ``not_found``."""
+    when = f" at {expired_at}" if expired_at else ""
+    return ApiError(404, f"request {job_id} expired{when}: its retention ended and its results were deleted",
+                    code="expired", request_id=job_id, expired_at=expired_at)
+
+
 def error_response(status_code: int, code: str, message: str,
                    headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse(error_body(code, message, **extra), status_code=status_code, headers=headers)

@@ -30,6 +30,8 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import credits
+from core.jobs.moves import expiry
+from core.retention import RetentionField
 from core.webhooks import outbox, schemas
 from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
 from core.models import Batch, Job, JobWebhook, Tenant, new_id, utcnow
@@ -67,6 +69,7 @@ class BatchOptions(BaseModel):
     webhook_url: str | None = Field(None, min_length=1, max_length=schemas.MAX_URL_LENGTH)
     # Per-job events to send to webhook_url besides the batch's final event.
     webhook_events: list[str] | None = None
+    retention_seconds: RetentionField = None  # every job's (core/retention.py)
 
     @field_validator("webhook_url")
     @classmethod
@@ -236,7 +239,7 @@ def create(session: Session, *, tenant_id: str, metered: bool, parsed: Parsed, o
                      "run_at": now, "attempts": 0, "polls": 0, "poll_failures": 0,
                      # line order is start order (release_held goes by created_at)
                      "created_at": now + dt.timedelta(microseconds=i), "updated_at": now,
-                     "batch_id": batch.id, "custom_id": line.custom_id})
+                     "batch_id": batch.id, "custom_id": line.custom_id, "retention_seconds": options.retention_seconds})
     batch.credit_cost = sum(c for _j, c in costs)
     if metered and batch.credit_cost:
         credits.reserve_many(session, tenant_id, costs, note=f"batch {batch.id}")
@@ -319,11 +322,11 @@ def result_line(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
         "EXPIRED" if job.status == S.EXPIRED.value else "ERROR")
     line: dict[str, Any] = {"custom_id": job.custom_id, "request_id": job.id, "status": status,
                             "state": job.status, "result": None, "error": None,
-                            "finished_at": iso(job.finished_at)}
+                            "finished_at": iso(job.finished_at), "expires_at": iso(job.expires_at)}
     if job.status == S.COMPLETED.value:
         line["result"] = result_body(job, settings, base_url)
     elif job.status == S.EXPIRED.value:
-        line["error"] = {"code": "expired", "message": "the result is past retention and was deleted"}
+        line["error"] = {"code": "expired", "message": f"the result expired at {iso(job.expires_at)} and was deleted"}
     else:
         line["error"] = error_body(job)
     return line
@@ -341,7 +344,8 @@ def result_page(session: Session, batch_id: str, after: tuple[dt.datetime, str] 
 # --------------------------------------------------------------------------- cancel, close
 def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
     """Cancel the jobs that have not started and mark the batch ``cancelling`` (``cancelled``
-    at once when nothing is left running). Returns the number of jobs cancelled."""
+    at once when nothing is left running); they are kept for the batch's retention, else
+    ``retention_seconds``. Returns the number of jobs cancelled."""
     session.refresh(batch, with_for_update=True)  # one cancel at a time; the sweeper skips it
     if batch.status != IN_PROGRESS:
         return 0
@@ -355,7 +359,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
         update(Job).where(Job.batch_id == batch.id, Job.status == S.QUEUED.value)
         .values(status=S.CANCELLED.value, error_code="cancelled",
                 error_message="cancelled with its batch before it started", finished_at=now,
-                expires_at=now + dt.timedelta(seconds=retention_seconds), held_at=None,
+                expires_at=expiry(now, retention_seconds), held_at=None,
                 lease_until=None, updated_at=now)
         .returning(Job.id, Job.credit_cost).execution_options(synchronize_session=False)).all()
     credits.release_many(session, batch.tenant_id, [(r[0], r[1]) for r in rows],

@@ -63,12 +63,13 @@ class _Pending:
 
 
 def job_row(principal: Principal, op: Operation, params: dict[str, Any], *, sync: bool,
-            cost: int) -> dict[str, Any]:
+            cost: int, retention_seconds: int | None = None) -> dict[str, Any]:
+    """The job's row; ``retention_seconds``: what the request asked for (None: the server's)."""
     now = utcnow()
     return dict(id=new_id(), tenant_id=principal.tenant_id, provider=op.provider, operation=op.name,
                 params=params, sync=sync, status=JobStatus.QUEUED.value, run_at=now,
                 published_at=now, created_at=now, updated_at=now, attempts=0, polls=0,
-                poll_failures=0, credit_cost=cost)
+                poll_failures=0, credit_cost=cost, retention_seconds=retention_seconds)
 
 
 class GroupWriter:
@@ -89,7 +90,9 @@ class GroupWriter:
         pay for it (nothing is written for it then)."""
         metered = not principal.limits.unmetered
         cost = op.cost(params) if metered else 0
-        pending = _Pending(job_row(principal, op, params, sync=sync, cost=cost), cost, metered,
+        retention = options.retention_seconds if options is not None else None
+        pending = _Pending(job_row(principal, op, params, sync=sync, cost=cost, retention_seconds=retention),
+                           cost, metered,
                            options if options is not None and options.webhook_url else None,
                            base_url, asyncio.get_running_loop().create_future())
         self._waiting.append(pending)

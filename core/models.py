@@ -148,8 +148,10 @@ class Job(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # When the results (and the job's visibility) end; set when the job finishes.
+    # When the results (and the job's visibility) end; set when the job finishes, to its finish
+    # time plus retention_seconds: the request's own (core/retention.py), null for the server's.
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retention_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Set for jobs created by a batch (core/batches.py): the batch and the line's custom_id.
     batch_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     custom_id: Mapped[str | None] = mapped_column(String(200), nullable=True)

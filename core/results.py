@@ -1,7 +1,11 @@
 """What a client reads about a job: Bria's status document, with freshly signed URLs.
 
 URLs are minted on every read (never stored), valid for ``url_ttl_seconds`` but never beyond
-the job's retention, so a client can always re-read the status to get working links.
+the job's retention, so a client can always re-read the status to get working links until the
+job expires. A status document carries the job's ``expires_at`` (when its retention ends; see
+core/retention.py) once the job has finished: while it runs, Bria's document stays exactly the
+reference's four fields, and the job view shows ``expires_at: null``. ``result.expires_at`` is
+when the URLs of this read stop working.
 """
 
 from __future__ import annotations
@@ -74,9 +78,12 @@ def error_body(job: Job) -> dict[str, Any]:
 
 
 def status_document(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
-    """``BriaStatusResponse``: status, request_id, result (COMPLETED), error (ERROR)."""
+    """``BriaStatusResponse``: status, request_id, result (COMPLETED), error (ERROR), and, once
+    the job has finished, its ``expires_at`` (visiongate's)."""
     status = public_status(job.status)
     doc: dict[str, Any] = {"status": status, "request_id": job.id, "result": None, "error": None}
+    if job.expires_at is not None:  # known once the job has finished
+        doc["expires_at"] = iso(job.expires_at)
     if job.status == JobStatus.COMPLETED.value:
         doc["result"] = result_body(job, settings, base_url)
     elif status == "ERROR":
@@ -97,7 +104,9 @@ def job_document(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
         created_at=iso(job.created_at),
         started_at=iso(job.started_at),
         finished_at=iso(job.finished_at),
-        retained_until=iso(job.expires_at),
+        expires_at=iso(job.expires_at),  # null while the job runs
+        retained_until=iso(job.expires_at),  # the same as expires_at (the older name)
+        retention_seconds=job.retention_seconds or settings.retention_seconds,
     )
     if job.outputs:
         doc["outputs"] = [

@@ -82,7 +82,10 @@ class Settings(BaseSettings):
 
     # Results
     url_ttl_seconds: int = Field(3600, alias="VISIONGATE_URL_TTL_SECONDS")
+    # How long a finished job and its files are kept: the server's default, and the most a job
+    # request may ask for in its ``retention_seconds`` (see ``retention_limit``).
     retention_seconds: int = Field(72 * 3600, alias="VISIONGATE_RETENTION_SECONDS")
+    max_retention_seconds: int = Field(7 * 24 * 3600, alias="VISIONGATE_MAX_RETENTION_SECONDS")
 
     # Job machinery
     # A claimed job's lease; the worker holding it extends it every third of it (its heartbeat),
@@ -238,6 +241,12 @@ class Settings(BaseSettings):
     @property
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
+
+    @property
+    def retention_limit(self) -> int:
+        """The most a request's ``retention_seconds`` may be: ``max_retention_seconds``, never
+        less than the default (a request may always ask for what it would get anyway)."""
+        return max(self.max_retention_seconds, self.retention_seconds)
 
     def upstream_defaults(self) -> UpstreamDefaults:
         """What every provider adapter, and every provider route, is told about upstreams."""

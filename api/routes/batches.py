@@ -22,6 +22,7 @@ from core.credits import InsufficientCredits
 from core.idempotency import fingerprint
 from core.notify import ALL
 from core.tenants import Principal
+from core.retention import MIN_SECONDS
 from providers.base import InvalidRequest
 from providers.registry import OPERATIONS
 from api.strict import StrictRoute
@@ -38,13 +39,20 @@ _OPTIONS = {
     "on_invalid": {"type": "string", "enum": ["reject", "skip"], "default": "reject"},
     "webhook_url": {"type": "string", "description": "receives batch.completed / batch.cancelled"},
     "webhook_events": {"type": "array", "items": {"type": "string"},
-                       "description": "per-job events to send too: job.started, job.completed, job.failed"}}
+                       "description": "per-job events to send too: job.started, job.completed, job.failed"},
+    "retention_seconds": {"type": "integer", "minimum": MIN_SECONDS, "example": 86400,
+                          "description": "how long each job's outputs are kept after it finishes (60 up to "
+                                         "VISIONGATE_MAX_RETENTION_SECONDS); default: the server's retention"}}
+OPTION_NAMES = tuple(_OPTIONS)
 CREATE_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "JSONL, one request per line"},
-        **{k: {**v, "type": "string"} for k, v in _OPTIONS.items()}}}},
+        **{k: {**v, "type": "string"} for k, v in _OPTIONS.items()}}},
+        "example": {"retention_seconds": "3600", "on_invalid": "skip"}},
     "application/json": {"schema": {"type": "object", "required": ["requests"], "properties": {
-        "requests": {"type": "array", "items": _LINE}, **_OPTIONS}}},
+        "requests": {"type": "array", "items": _LINE}, **_OPTIONS}}, "example": {
+        "requests": [{"custom_id": "a", "endpoint": "/api/v1/bria/image/generation/generate-image",
+                      "body": {"prompt": "a red bicycle"}}], "retention_seconds": 3600}},
     "application/jsonl": {"schema": {"type": "string", "description": "JSONL, one request per line"}},
 }}}
 
@@ -55,8 +63,8 @@ def _options(values: dict[str, Any], body_fields: set[str]) -> batches.BatchOpti
         return batches.BatchOptions.model_validate(values)
     except ValidationError as exc:
         raise RequestValidationError([
-            {"type": e["type"], "loc": ("body" if e["loc"] and e["loc"][0] in body_fields else "query", *e["loc"]),
-             "msg": e["msg"], "input": e.get("input")} for e in exc.errors(include_url=False)]) from None
+            {**e, "loc": ("body" if e["loc"] and e["loc"][0] in body_fields else "query", *e["loc"])}
+            for e in exc.errors(include_url=False)]) from None
 
 
 def _body_error(loc: tuple[str, ...], msg: str, type_: str = "value_error") -> RequestValidationError:
@@ -86,20 +94,24 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
                        settings: SettingsDep, base: BaseUrlDep,
                        on_invalid: Literal["reject", "skip"] | None = Query(None),
                        webhook_url: str | None = Query(None),
-                       webhook_events: str | None = Query(None, description="comma-separated")) -> Response:
+                       webhook_events: str | None = Query(None, description="comma-separated"),
+                       retention_seconds: str | None = Query(None, description="an integer, seconds")) -> Response:
     """Upload many job requests at once: a **JSONL file** (multipart field `file`, or the raw
     body with `Content-Type: application/jsonl`) or `{"requests": [...]}`. Each line is
     `{"custom_id", "endpoint", "body"}`. Every line is validated like its endpoint; one invalid
     line refuses the batch (422 listing each bad line) unless `on_invalid=skip`. Limits:
     `VISIONGATE_BATCH_MAX_LINES` (50,000) lines, `VISIONGATE_BATCH_MAX_BYTES` (200 MB). The
     credits of all jobs are reserved at once; the jobs start as the tenant's concurrency allows
-    (they do not count against the per-minute request limit).
+    (they do not count against the per-minute request limit). `retention_seconds` (60 up to
+    `VISIONGATE_MAX_RETENTION_SECONDS`; form, query or JSON field) sets how long every job's
+    outputs are kept after it finishes; each result line has its job's `expires_at`.
 
     With an `Idempotency-Key` header the whole upload is one request: a retry with the same key
     and the same upload (file contents, options) answers the first batch document again with
     `Idempotent-Replayed: true` and creates nothing."""
     fields: dict[str, Any] = {k: v for k, v in (("on_invalid", on_invalid), ("webhook_url", webhook_url),
-                                                 ("webhook_events", webhook_events)) if v is not None}
+                                                 ("webhook_events", webhook_events),
+                                                 ("retention_seconds", retention_seconds)) if v is not None}
     upload = await _read_upload(request, fields, settings.batch_max_lines)
     key = idempotency.key_of(request)
     if key is None:
@@ -120,7 +132,7 @@ async def _read_upload(request: Request, fields: dict[str, Any], max_lines: int)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise _body_error(("body", "file"), "a JSONL file is required in the form field `file`", "missing")
-        from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in form}
+        from_body = {k for k in OPTION_NAMES if k in form}
         fields.update({k: form[k] for k in from_body})
         return _Upload(_options(fields, from_body), lambda: batches.parse_jsonl(upload.file, max_lines, OPERATIONS),
                        "file", upload.file)
@@ -136,7 +148,7 @@ async def _read_upload(request: Request, fields: dict[str, Any], max_lines: int)
     if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
         raise _body_error(("body", "requests"), "send a JSONL file (multipart field `file`) or "
                           "a JSON object with a `requests` list", "missing")
-    from_body = {k for k in ("on_invalid", "webhook_url", "webhook_events") if k in data}
+    from_body = {k for k in OPTION_NAMES if k in data}
     fields.update({k: data[k] for k in from_body})
     return _Upload(_options(fields, from_body),
                    lambda: batches.parse_requests(data["requests"], max_lines, OPERATIONS), "requests", data)
@@ -239,7 +251,8 @@ async def get_batch(batch_id: str, principal: ReadLimited, session: SessionDep, 
 async def batch_results(batch_id: str, request: Request, principal: ReadLimited, session: SessionDep,
                         settings: SettingsDep, base: BaseUrlDep) -> StreamingResponse:
     """JSONL, streamed: one line per finished job so far (`custom_id`, `request_id`, `status`
-    COMPLETED/ERROR/EXPIRED, `result` with freshly signed URLs, `error`). Available at any
+    COMPLETED/ERROR/EXPIRED, `result` with freshly signed URLs, `error` (code `expired` past
+    retention), `finished_at`, `expires_at`: when the job's retention ends). Available at any
     time; lines of jobs still running appear once they finish."""
     batch = await _get(session, principal.tenant_id, batch_id)
     sessions = request.app.state.sessions

@@ -42,7 +42,18 @@ WEBHOOK_OPTIONS_DOC = """
 (http/https, public address) receives the job's events signed per Standard Webhooks;
 `webhook_events` picks them: `job.started`, `job.completed`, `job.failed` (or `started`,
 `completed`, `failed`), default the final event only. A bad value answers 422 with
-`loc: ["body", "webhook_url"]` and creates no job."""
+`loc: ["body", "webhook_url"]` and creates no job.
+
+**Retention** (visiongate extension, same JSON body): `retention_seconds`, an integer from 60 to
+the server's maximum (`VISIONGATE_MAX_RETENTION_SECONDS`, default 604800 = 7 days), sets how long
+the job's outputs are kept after it finishes; default the server's retention
+(`VISIONGATE_RETENTION_SECONDS`, 72 h). Example: `{"prompt": "a red bicycle",
+"retention_seconds": 3600}`. The status document's `expires_at` says when the job expires (null
+until it finishes); result URLs can be re-minted by reading the status again until then, and
+afterwards every read of the job answers 404 with code `expired`. A value that is not an integer
+or is out of range answers 422 with `loc: ["body", "retention_seconds"]` and creates no job."""
+
+JOB_OPTIONS = ("webhook_url", "webhook_events", "retention_seconds")
 
 IDEMPOTENCY_DOC = """
 
@@ -65,18 +76,20 @@ def _accepted(base: str, accepted: intake.Accepted) -> JSONResponse:
 
 
 async def job_options(request: Request, settings: Any) -> JobOptions | None:
-    """``webhook_url`` / ``webhook_events`` from the job's JSON body. They are not fields of the
-    operation's request model (that stays exactly the reference's), so they are read from the
-    same body here; a bad value is a 422 like any other field, and no job is created."""
+    """``webhook_url`` / ``webhook_events`` / ``retention_seconds`` from the job's JSON body.
+    They are not fields of the operation's request model (that stays exactly the reference's),
+    so they are read from the same body here; a bad value is a 422 like any other field, and no
+    job is created."""
     raw = await request.json()  # already parsed for the model: Starlette caches it
-    if not isinstance(raw, dict) or ("webhook_url" not in raw and "webhook_events" not in raw):
+    if not isinstance(raw, dict) or not any(name in raw for name in JOB_OPTIONS):
         return None
     try:
-        return JobOptions.model_validate(raw, context={"allow_hosts": settings.outbound_allow_hosts})
+        return JobOptions.model_validate(raw, context={"allow_hosts": settings.outbound_allow_hosts,
+                                                       "max_retention": settings.retention_limit})
     except ValidationError as exc:
         raise RequestValidationError([
-            {"type": e["type"], "loc": ("body", *(e["loc"] or ("webhook_events",))), "msg": e["msg"],
-             "input": e.get("input")} for e in exc.errors(include_url=False)]) from None
+            {**e, "loc": ("body", *(e["loc"] or ("webhook_events",)))}  # ctx kept: {"le": the limit}
+            for e in exc.errors(include_url=False)]) from None
 
 
 def make_job_endpoint(op: Operation):

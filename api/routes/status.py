@@ -18,11 +18,12 @@ from starlette.requests import Request
 
 from api.deps import BaseUrlDep, ReadLimited, SessionDep, SettingsDep, base_url_of, reads_bucket
 from api.envelope import success_response
-from api.errors import ApiError
+from api.errors import ApiError, expired
 from core.jobs import queries
+from core.jobs.states import is_expired
 from core.models import Job
 from core.plans import WINDOW_SECONDS
-from core.results import job_document, status_document
+from core.results import iso, job_document, status_document
 from core.statuscache import StatusCache, StatusEntry
 from core.tenants import hash_key
 from api.strict import StrictRoute
@@ -33,11 +34,30 @@ router = APIRouter(route_class=StrictRoute)
 STATUS_PREFIXES: dict[str, str] = {p.dialect.status_prefix: p.name for p in PLUGINS if p.dialect.status_route}
 
 
+# The status routes' 404s: an id the tenant never had (unknown, another tenant's, another
+# provider's at a provider's route) is `not_found`; the tenant's own job past retention is `expired`.
+_EXPIRED_EXAMPLE = {"status": "error", "error": {
+    "code": "expired", "request_id": "568acbc8271246b8b460a9db4d23bbaa", "expired_at": "2026-12-06T08:05:26Z",
+    "message": "request 568acbc8271246b8b460a9db4d23bbaa expired at 2026-12-06T08:05:26Z: its retention "
+               "ended and its results were deleted"}}
+_NOT_FOUND_EXAMPLE = {"status": "error", "error": {"code": "not_found", "message": "request 0123 not found"}}
+_STATUS_EXAMPLE = {"status": "COMPLETED", "request_id": "568acbc8271246b8b460a9db4d23bbaa", "result": {
+    "image_url": "https://gateway.example/files/…/0.png?expires=1796461526&signature=…", "urls": ["…"],
+    "seed": 42, "expires_at": "2026-12-03T09:05:26Z"}, "error": None, "expires_at": "2026-12-06T08:05:26Z"}
+NOT_FOUND_RESPONSES: dict[int | str, dict[str, Any]] = {404: {
+    "description": "`not_found`: no such request for this API key's tenant. `expired`: the request's retention "
+                   "ended (`expired_at` says when) and its results were deleted",
+    "content": {"application/json": {"examples": {"expired": {"value": _EXPIRED_EXAMPLE},
+                                                  "not_found": {"value": _NOT_FOUND_EXAMPLE}}}}}}
+
+
 async def _visible_job(session: SessionDep, job_id: str, tenant_id: str,
                        provider: str | None = None) -> Job:
-    job = await queries.get_job(session, job_id, tenant_id)
+    job = await queries.find_job(session, job_id, tenant_id)
     if job is None or (provider is not None and job.provider != provider):
-        raise ApiError(404, f"request {job_id} not found or expired", code="not_found")
+        raise ApiError(404, f"request {job_id} not found", code="not_found")
+    if is_expired(job):
+        raise expired(job.id, iso(job.expires_at))
     return job
 
 
@@ -45,7 +65,9 @@ def make_status_endpoint(provider: str):
     async def provider_status(task_id: str, principal: ReadLimited, session: SessionDep,
                               settings: SettingsDep, base: BaseUrlDep, request: Request) -> dict[str, Any]:
         """Status of an asynchronous request: IN_PROGRESS, COMPLETED (with ``result``) or
-        ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``)."""
+        ERROR (with ``error``). Result URLs are signed and expire (``result.expires_at``); read
+        the status again for fresh ones. ``expires_at`` (visiongate's, once the request has
+        finished): when its retention ends; after it, 404 with code ``expired``."""
         cache: StatusCache = request.app.state.status_cache
         started = cache.begin()
         job = await _visible_job(session, task_id, principal.tenant_id, provider=provider)
@@ -60,7 +82,11 @@ for _plugin in PLUGINS:
     if _plugin.dialect.status_route:
         router.add_api_route(_plugin.dialect.status_route, make_status_endpoint(_plugin.name), methods=["GET"],
                              tags=["Status"], summary=_plugin.dialect.status_summary or f"{_plugin.name} status",
-                             responses={404: {"description": "Request ID not found or expired"}})
+                             responses={**NOT_FOUND_RESPONSES, 200: {
+                                 "description": "The status document. `result.expires_at`: when this read's URLs "
+                                                "stop working; `expires_at` (once the request has finished): "
+                                                "when its retention ends",
+                                 "content": {"application/json": {"example": _STATUS_EXAMPLE}}}})
 
 
 class StatusFastPath:
@@ -115,10 +141,12 @@ class StatusFastPath:
         return True
 
 
-@router.get("/api/v1/jobs/{job_id}", tags=["Jobs"], summary="Get Job")
+@router.get("/api/v1/jobs/{job_id}", tags=["Jobs"], summary="Get Job", responses=NOT_FOUND_RESPONSES)
 async def get_job(job_id: str, principal: ReadLimited, session: SessionDep,
                   settings: SettingsDep, base: BaseUrlDep) -> dict[str, Any]:
-    """Any provider's job: the status document plus state, progress, attempts and times."""
+    """Any provider's job: the status document plus state, progress, attempts, times and
+    ``retention_seconds`` (the job's own, else the server's). ``expires_at``: when its retention
+    ends (null until it finishes); after it, 404 with code ``expired``."""
     job = await _visible_job(session, job_id, principal.tenant_id)
     doc = job_document(job, settings, base)
     doc["queue_position"] = await queries.queue_position(session, job)

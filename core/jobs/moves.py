@@ -2,7 +2,9 @@
 
 All moves are conditional updates (``… WHERE id = :id AND status IN (:allowed)``): whoever
 changes a row first wins, a duplicated message or a late worker finds nothing to do. A move that
-ends a job settles its credits and records its webhook event in the same transaction.
+ends a job settles its credits and records its webhook event in the same transaction, and sets
+its ``expires_at`` to the finish time plus the job's own retention (``jobs.retention_seconds``,
+or the server's default the caller passes): ``expiry``, computed by the UPDATE itself.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import Integer, bindparam, exists, func, literal, or_, select, update
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from core import credits
 from core.jobs.states import ACTIVE, FINISHED, JobStatus, check_transition
 from core.models import Job, JobWebhook, WebhookEndpoint, utcnow
+from providers.plugin import UTCDateTime
 from core.webhooks import outbox
 
 S = JobStatus
@@ -36,6 +41,55 @@ class Moved(NamedTuple):
     hooked: bool  # someone may subscribe to its webhook events
 
 
+class add_seconds(FunctionElement):  # an SQL function, named like one
+    """``timestamp + seconds`` (an integer expression) on PostgreSQL and SQLite alike."""
+
+    type = UTCDateTime()
+    name = "add_seconds"
+    inherit_cache = True
+
+
+@compiles(add_seconds)
+def _add_seconds(element: add_seconds, compiler: Any, **kw: Any) -> str:
+    at, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({at} + ({seconds}) * INTERVAL '1 second')"
+
+
+@compiles(add_seconds, "sqlite")
+def _add_seconds_sqlite(element: add_seconds, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps the column as text, 'YYYY-MM-DD HH:MM:SS.ffffff': shift the whole seconds
+    # and keep the fraction (whole seconds are added, so it does not change).
+    at, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(strftime('%Y-%m-%d %H:%M:%S', {at}, ({seconds}) || ' seconds') || substr({at}, 20))"
+
+
+def expiry(at: Any, default_retention: Any) -> ClauseElement:
+    """``expires_at`` of a job finishing at ``at``: ``at`` plus the job's own retention, or
+    ``default_retention`` (seconds) when it asked for none. Each is an SQL expression (a bind
+    parameter) or a value."""
+    if not isinstance(at, ClauseElement):
+        at = literal(at, UTCDateTime())
+    if not isinstance(default_retention, ClauseElement):
+        default_retention = literal(int(default_retention), Integer())
+    return add_seconds(at, func.coalesce(_T.c.retention_seconds, default_retention))
+
+
+class Computed(NamedTuple):
+    """A column value computed by the UPDATE from an expression built once (``sql``, whose bind
+    parameters take ``params``): unlike a one-off expression, it keeps the move's statement cached."""
+
+    sql: ClauseElement
+    params: dict[str, Any]
+
+
+# A finishing job's expires_at: the move's finish time plus its retention (see ``expiry``).
+_EXPIRES = expiry(bindparam("e_at", type_=UTCDateTime()), bindparam("e_default", type_=Integer()))
+
+
+def _expires(now: dt.datetime, default_retention: float) -> Computed:
+    return Computed(_EXPIRES, {"e_at": now, "e_default": int(default_retention)})
+
+
 def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target: JobStatus,
           **values: Any) -> Moved | None:
     """Move ``job_id`` from one of ``sources`` to ``target``. Returns the job's tenant, credit
@@ -44,21 +98,27 @@ def _move(session: Session, job_id: str, sources: tuple[JobStatus, ...], target:
 
     The UPDATE for each (sources, target, set of columns) is built once and reused with bound
     values: building and cache-keying a statement costs more CPU than running it. Values that
-    are SQL expressions (``attempts - 1``) make a one-off statement."""
+    are SQL expressions (``attempts - 1``) make a one-off statement; a ``Computed`` value (an
+    expression built once, with bound parameters) keeps it cached."""
     values = {"updated_at": utcnow(), **values}
-    bound = {k: v for k, v in values.items() if not isinstance(v, ClauseElement)}
-    key = (sources, target, tuple(sorted(bound)))
-    stmt = _MOVES.get(key) if len(bound) == len(values) else None
+    computed = {k: v for k, v in values.items() if isinstance(v, Computed)}
+    bound = {k: v for k, v in values.items() if not isinstance(v, (ClauseElement, Computed))}
+    cached = len(bound) + len(computed) == len(values)
+    key = (sources, target, tuple(sorted(bound)), tuple(sorted((k, id(v.sql)) for k, v in computed.items())))
+    stmt = _MOVES.get(key) if cached else None
     if stmt is None:
         check_transition(sources, target)
         stmt = (update(_T).where(_T.c.id == bindparam("m_id"), _T.c.status.in_([s.value for s in sources]))
                 .values({"status": target.value,
-                         **{k: bindparam(f"m_{k}", type_=_T.c[k].type) if k in bound else v
-                            for k, v in values.items()}})
+                         **{k: bindparam(f"m_{k}", type_=_T.c[k].type) if k in bound else
+                            v.sql if k in computed else v for k, v in values.items()}})
                 .returning(_T.c.tenant_id, _T.c.credit_cost, _HOOKED))
-        if len(bound) == len(values):
+        if cached:
             _MOVES[key] = stmt
-    row = session.execute(stmt, {"m_id": job_id, **{f"m_{k}": v for k, v in bound.items()}}).first()
+    params = {"m_id": job_id, **{f"m_{k}": v for k, v in bound.items()}}
+    for value in computed.values():
+        params.update(value.params)
+    row = session.execute(stmt, params).first()
     return Moved(row[0], row[1], bool(row[2])) if row is not None else None
 
 
@@ -121,10 +181,10 @@ def requeue(session: Session, job_id: str, delay: float, *, refund_attempt: bool
 
 def complete(session: Session, job_id: str, outputs: list[dict[str, Any]], meta: dict[str, Any],
              retention_seconds: float, upstream_tasks: list[dict[str, Any]] | None = None) -> bool:
+    """→ COMPLETED. ``retention_seconds``: the server's default, for a job that asked for none."""
     now = utcnow()
     values: dict[str, Any] = dict(outputs=outputs, result_meta=meta, finished_at=now,
-                                  expires_at=now + dt.timedelta(seconds=retention_seconds),
-                                  lease_until=None, progress=1.0)
+                                  expires_at=_expires(now, retention_seconds), lease_until=None, progress=1.0)
     if upstream_tasks is not None:
         values["upstream_tasks"] = upstream_tasks
     moved = _move(session, job_id, (S.RUNNING, S.SUBMITTED), S.COMPLETED, **values)
@@ -135,10 +195,10 @@ def complete(session: Session, job_id: str, outputs: list[dict[str, Any]], meta:
 
 
 def fail(session: Session, job_id: str, code: str, message: str, retention_seconds: float) -> bool:
+    """→ ERROR. ``retention_seconds``: the server's default, for a job that asked for none."""
     now = utcnow()
     moved = _move(session, job_id, ACTIVE, S.ERROR, error_code=code[:100], error_message=message,
-                  finished_at=now, expires_at=now + dt.timedelta(seconds=retention_seconds),
-                  lease_until=None, held_at=None)
+                  finished_at=now, expires_at=_expires(now, retention_seconds), lease_until=None, held_at=None)
     if moved is not None:
         credits.settle(session, moved[0], job_id, moved[1], captured=False)
         _event(session, job_id, "job.failed", moved)

@@ -17,11 +17,18 @@ async def get_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | N
     """The tenant's job, or None (unknown, another tenant's, expired). The request's params
     (which can hold base64 inputs of several MB) and the upstream task list are not loaded:
     reads never need them, and touching them on this object raises instead of lazy-loading."""
+    job = await find_job(session, job_id, tenant_id)
+    return job if job is not None and is_visible(job, tenant_id) else None
+
+
+async def find_job(session: AsyncSession, job_id: str, tenant_id: str) -> Job | None:
+    """The tenant's job, expired or not (``states.is_expired`` tells), or None (unknown, another
+    tenant's); loaded as ``get_job`` loads it."""
     if len(job_id) > 64:
         return None
     job = await session.get(Job, job_id, options=[defer(Job.params, raiseload=True),
                                                   defer(Job.upstream_tasks, raiseload=True)])
-    return job if is_visible(job, tenant_id) else None
+    return job if job is not None and job.tenant_id == tenant_id else None
 
 
 async def queue_position(session: AsyncSession, job: Job) -> int | None:

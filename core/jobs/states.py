@@ -24,7 +24,7 @@ class JobStatus(str, enum.Enum):
     COMPLETED = "COMPLETED"
     ERROR = "ERROR"
     CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"  # retention passed: files deleted, reads as 404
+    EXPIRED = "EXPIRED"  # retention passed: files deleted, reads as 404 ``expired``
 
 
 S = JobStatus
@@ -80,13 +80,20 @@ PUBLIC_STATUS = {
 
 
 def public_status(status: str) -> str | None:
-    """Bria's dialect; ``None`` means the job reads as 404 (expired)."""
+    """Bria's dialect; ``None`` means the job reads as 404 ``expired``."""
     return PUBLIC_STATUS.get(JobStatus(status))
+
+
+def is_expired(job: Any, now: dt.datetime | None = None) -> bool:
+    """Whether ``job`` (a ``Job`` row, or anything with its ``status`` and ``expires_at``) is
+    past its retention: marked EXPIRED, or its ``expires_at`` passed (the sweeper may not have
+    deleted its files yet). Its reads then answer 404 ``expired``."""
+    if job.status == S.EXPIRED.value:
+        return True
+    return job.expires_at is not None and job.expires_at <= (now or dt.datetime.now(dt.UTC))
 
 
 def is_visible(job: Any, tenant_id: str, now: dt.datetime | None = None) -> bool:
     """Whether ``job`` (a ``Job`` row, or anything with its ``tenant_id``, ``status`` and
     ``expires_at``) is there for ``tenant_id``: its own, not expired, retention not passed."""
-    if job is None or job.tenant_id != tenant_id or job.status == S.EXPIRED.value:
-        return False
-    return job.expires_at is None or job.expires_at > (now or dt.datetime.now(dt.UTC))
+    return job is not None and job.tenant_id == tenant_id and not is_expired(job, now)

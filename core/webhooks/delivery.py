@@ -13,7 +13,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.batches import batch_document
-from core.jobs.states import JobStatus
+from core.jobs.states import is_expired
 from core.models import Batch, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 from core.results import iso, status_document
 from core.settings import Settings
@@ -71,7 +71,7 @@ def prepare(session: Session, delivery_id: str, settings: Settings,
     payload: dict[str, Any] = {"type": event.type, "timestamp": iso(event.created_at)}
     if event.job_id is not None:
         job = session.get(Job, event.job_id)
-        if job is None or job.status == JobStatus.EXPIRED.value:
+        if job is None or is_expired(job, now):
             return "the job has expired; its results are gone"
         payload["data"] = status_document(job, settings, base)
         if job.batch_id is not None:

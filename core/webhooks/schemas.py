@@ -1,5 +1,6 @@
 """What clients send about webhooks: event names, a job's ``webhook_url`` / ``webhook_events``
-options, and the tenant endpoints' bodies. URLs are checked against core.netguard's rules."""
+options (with the other options a job request may carry: ``retention_seconds``), and the tenant
+endpoints' bodies. URLs are checked against core.netguard's rules."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Iterable, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from core import netguard
+from core.retention import RetentionSeconds
 from core.settings import get_settings
 
 # --------------------------------------------------------------------------- event types
@@ -65,6 +67,7 @@ class JobOptions(BaseModel):
     webhook_events: list[str] | None = Field(
         None, description="job.started, job.completed, job.failed (or started, completed, failed); "
                           "default: the final event (job.completed or job.failed)")
+    retention_seconds: RetentionSeconds = None  # core/retention.py
 
     @field_validator("webhook_url")
     @classmethod

@@ -222,7 +222,8 @@ def test_migration_encrypts_existing_plaintext_secrets(tmp_path):
     body, headers = signed(keys)
     assert Webhook(secret).verify(body, headers) == Webhook(previous).verify(body, headers)
 
-    # Running it again changes nothing (already encrypted values are recognised by "v1:").
+    # Running it again changes nothing (already encrypted values are recognised by "v1:"). Only
+    # 0008 runs again: the later revisions are in place and stay so.
     command.stamp(alembic_config(url), "0007")
     command.upgrade(alembic_config(url), "0008")  # 0008 only: later revisions' tables exist already
     assert raw_secrets(sessions, tenant_id) == (raw, raw_previous)
