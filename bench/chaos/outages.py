@@ -30,13 +30,29 @@ def broker_backlog(c: Cluster) -> dict[str, int]:
     return {k: v for k, v in sorted(out.items()) if v}
 
 
+def burst(s: Scenario) -> None:
+    """``--burst`` jobs at ``--burst-rate`` on top of the steady load, answered before the fault
+    starts: the worker is busy with a backlog of starts (messages in Redis, jobs mid-submit) when
+    it comes."""
+    a = s.c.c
+    if a.burst > 0:
+        future = s.traffic.submit(a.burst, a.burst_rate)
+        if not s.traffic.wait_submitted(60.0, future):
+            s.notes.append("the burst before the fault was not answered within 60 s")
+
+
+def load_text(a: Any) -> str:
+    return f"under load ({a.rate:g} jobs/s" + (f", a burst of {a.burst} just before" if a.burst else "") + ")"
+
+
 def redis_outage(c: Cluster) -> dict[str, Any]:
     a = c.c
     c.fresh()
     s = Scenario(c, "redis", "Redis outage under load",
-                 f"Redis stopped for {a.redis_outage:g} s under load ({a.rate:g} jobs/s), restarted empty")
+                 f"Redis stopped for {a.redis_outage:g} s {load_text(a)}, restarted empty")
     s.traffic.submit(int(a.rate * (a.lead + a.redis_outage + a.tail)), a.rate)
     c.sleep(a.lead)
+    burst(s)
     held = broker_backlog(c)
     with s.fault():
         c.svc.redis.stop()
@@ -77,9 +93,10 @@ def postgres_outage(c: Cluster) -> dict[str, Any]:
     a = c.c
     c.fresh()
     s = Scenario(c, "postgres", "PostgreSQL outage under load",
-                 f"PostgreSQL stopped (pg_ctl stop -m fast) for {a.pg_outage:g} s under load ({a.rate:g} jobs/s)")
+                 f"PostgreSQL stopped (pg_ctl stop -m fast) for {a.pg_outage:g} s {load_text(a)}")
     s.traffic.submit(int(a.rate * (a.lead + a.pg_outage + a.tail)), a.rate)
     c.sleep(a.lead)
+    burst(s)
     with s.fault():
         t = time.monotonic()
         c.svc.pg.stop("fast")

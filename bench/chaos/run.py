@@ -41,6 +41,11 @@ SCENARIOS: dict[str, Callable[[Cluster], dict[str, Any]]] = {
 }
 
 
+QUICK = {"kill_jobs": 200, "kills": 4, "redis_outage": 6.0, "pg_outage": 8.0, "lead": 5.0, "tail": 5.0,
+         "queued": 100, "upstream_jobs": 100, "webhook_jobs": 40, "webhook_down": 8.0, "burst": 100,
+         "beat_kills": 1, "beat_down": 8.0, "beat_up": 3.0, "settle": 60.0}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-rate", type=float, default=20.0, help="jobs/s of the kill scenario")
     p.add_argument("--kill-gap", type=float, default=0.5,
                    help="seconds a worker runs after it is back before the next kill")
+    p.add_argument("--burst", type=int, default=300,
+                   help="jobs submitted at --burst-rate just before a Redis or PostgreSQL outage (0: none)")
+    p.add_argument("--burst-rate", type=float, default=150.0)
     p.add_argument("--redis-outage", type=float, default=15.0)
     p.add_argument("--queued", type=int, default=400, help="start messages queued before Redis restarts")
     p.add_argument("--pg-outage", type=float, default=30.0)
@@ -79,14 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--webhook-down", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=7, help="which worker process each kill picks")
     p.add_argument("--keep", action="store_true", help="keep the servers' folder and the logs")
+    if p.parse_args(argv).quick:  # smaller defaults; what is given on the command line still counts
+        p.set_defaults(**QUICK)
     a = p.parse_args(argv)
-    if a.quick:
-        a.kill_jobs, a.kills, a.kill_rate = 200, 4, 20.0
-        a.redis_outage, a.pg_outage, a.lead, a.tail = 6.0, 8.0, 5.0, 5.0
-        a.queued, a.upstream_jobs, a.webhook_jobs, a.webhook_down = 100, 100, 40, 8.0
-        a.beat_kills, a.beat_down, a.beat_up = 1, 8.0, 3.0
     if a.settle is None:
-        a.settle = 60.0 if a.quick else 330.0
+        a.settle = 330.0
     unknown = [n for n in a.only.split(",") if n and n not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")

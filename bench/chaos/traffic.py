@@ -63,14 +63,13 @@ class Traffic:
         self.status_urls: list[str] = []
         self.errors: list[str] = []  # a few samples of unexpected answers
         self.next_n = 0
-        self.submitting = threading.Event()
         self._stop = False
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"traffic-{tag}", daemon=True)
         self.thread.start()
         self.client = self._call(self._make_client())
         self._reader = asyncio.run_coroutine_threadsafe(self._read_loop(), self.loop)
-        self._submitter: Any = None
+        self._submitters: list[Any] = []
 
     # ------------------------------------------------------------------ control (main thread)
     def _call(self, coro: Any, timeout: float = 30.0) -> Any:
@@ -80,35 +79,36 @@ class Traffic:
         return httpx.AsyncClient(timeout=self.timeout, headers=self.headers, limits=httpx.Limits(
             max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency + 8))
 
-    def submit(self, n: int, rate: float) -> None:
-        """Start submitting ``n`` more jobs at ``rate`` per second in the background."""
-        self.submitting.set()
-        self._submitter = asyncio.run_coroutine_threadsafe(self._submit_loop(n, rate), self.loop)
+    def submit(self, n: int, rate: float) -> Any:
+        """Start submitting ``n`` more jobs at ``rate`` per second in the background (beside any
+        submissions still running); returns their future."""
+        future = asyncio.run_coroutine_threadsafe(self._submit_loop(n, rate), self.loop)
+        self._submitters.append(future)
+        return future
 
-    def wait_submitted(self, timeout: float) -> bool:
-        """Until the current submissions are all answered (or failed); False on timeout."""
-        if self._submitter is None:
-            return True
-        try:
-            self._submitter.result(timeout)
-            return True
-        except TimeoutError:
-            return False
+    def wait_submitted(self, timeout: float, future: Any = None) -> bool:
+        """Until every submission (or those of ``future``) is answered or failed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        for fut in [future] if future is not None else list(self._submitters):
+            try:
+                fut.result(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+        return True
 
     @property
     def done_submitting(self) -> bool:
-        return self._submitter is None or self._submitter.done()
+        return all(fut.done() for fut in self._submitters)
 
     def stop(self) -> None:
         if not self.thread.is_alive():
             return
         self._stop = True
-        for fut in (self._submitter, self._reader):
-            if fut is not None:
-                try:
-                    fut.result(self.timeout + 5)
-                except Exception:  # noqa: BLE001 - stopping: whatever it was, it is over
-                    fut.cancel()
+        for fut in [*self._submitters, self._reader]:
+            try:
+                fut.result(self.timeout + 5)
+            except Exception:  # noqa: BLE001 - stopping: whatever it was, it is over
+                fut.cancel()
         try:
             self._call(self.client.aclose(), 10)
         except Exception:  # noqa: BLE001
@@ -134,7 +134,6 @@ class Traffic:
             tasks.append(asyncio.ensure_future(self._one_submit(number, sem)))
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self.submitting.clear()
 
     async def _one_submit(self, number: int, sem: asyncio.Semaphore) -> None:
         body: dict[str, Any] = {"prompt": prompt(self.tag, number), "sync": False}
