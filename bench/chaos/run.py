@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-gap", type=float, default=0.5,
                    help="seconds a worker runs after it is back before the next kill")
     p.add_argument("--burst", type=int, default=300,
-                   help="jobs submitted at --burst-rate just before a Redis or PostgreSQL outage (0: none)")
+                   help="jobs submitted at --burst-rate as a Redis or PostgreSQL outage begins; the "
+                        "server goes three quarters of the way through them (0: no burst)")
     p.add_argument("--burst-rate", type=float, default=150.0)
     p.add_argument("--redis-outage", type=float, default=15.0)
     p.add_argument("--queued", type=int, default=400, help="start messages queued before Redis restarts")
