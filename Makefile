@@ -30,7 +30,7 @@ bench: install  ## benchmarks vs same-run baselines (needs Postgres + Redis; ~50
 	$(PY) -c 'import pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-chaos: install  ## fault run on private Redis + PostgreSQL (~15-25 min; CHAOS_ARGS="--quick" ~5 min); writes bench/results/chaos.*
+chaos: install  ## fault run on private Redis + PostgreSQL (~10-25 min; CHAOS_ARGS="--quick" ~5 min); writes bench/results/chaos.*
 	scripts/ensure-services.sh
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
 

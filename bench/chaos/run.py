@@ -1,7 +1,7 @@
 """``make chaos``: a fault run anyone can repeat.
 
-    python -m bench.chaos                    # every scenario (~15-25 min, most of it waiting to settle)
-    python -m bench.chaos --quick            # every scenario, small and short (~4-6 min)
+    python -m bench.chaos                    # every scenario (~10-25 min, most of it waiting to settle)
+    python -m bench.chaos --quick            # every scenario, small and short (~5 min)
     python -m bench.chaos --only kill,redis  # some of them
     python -m bench.chaos --help
 
