@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit bench migrate clean
+.PHONY: install run test test-unit bench chaos migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: install  ## benchmarks vs same-run baselines (needs Postgres + Redis; ~50
 	scripts/ensure-services.sh
 	$(PY) -c 'import pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+chaos: install  ## fault run on private Redis + PostgreSQL (~10-25 min; CHAOS_ARGS="--quick" ~5 min); writes bench/results/chaos.*
+	scripts/ensure-services.sh
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 migrate: install
 	$(VENV)/bin/visiongate migrate

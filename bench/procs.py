@@ -159,6 +159,11 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid``."""
+    return _children_map().get(pid, [])
+
+
 def tree(pid: int) -> list[int]:
     """``pid`` and all its descendants."""
     kids = _children_map()

@@ -178,6 +178,7 @@ def create_app(latency_seconds: float | None = None, api_token: str | None = Non
         task = new_task(rule, 0.0 if parsed.sync else state.latency, prompt=parsed.prompt,
                         seed=parsed.seed if parsed.seed is not None else secrets.randbelow(MAX_SEED + 1),
                         aspect_ratio=parsed.aspect_ratio, resolution=parsed.resolution)
+        state.note_submission(parsed.prompt)
         return await answer_v2(request, task, parsed.sync)
 
     async def answer_v2(request: Request, task: SimTask, sync: bool) -> Response:
@@ -347,6 +348,12 @@ def create_app(latency_seconds: float | None = None, api_token: str | None = Non
     async def stats() -> dict[str, int]:
         with state.lock:
             return dict(state.counters)
+
+    @app.get("/_sim/submissions")
+    async def submissions(prefix: str = "") -> dict[str, Any]:
+        """Generation tasks created per prompt (``prefix``: only prompts starting with it); a
+        prompt counted more than once was submitted more than once. Cleared by /_sim/reset."""
+        return state.submission_counts(prefix)
 
     @app.post("/_sim/reset")
     async def reset() -> dict[str, Any]:

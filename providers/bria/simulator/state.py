@@ -13,6 +13,7 @@ from providers.simulator.render import render_png
 
 MAX_TASKS = 50_000  # oldest tasks are forgotten beyond this (Bria expires them too)
 MAX_CACHED_IMAGES = 256
+MAX_SUBMISSION_KEYS = 100_000  # submissions are counted per prompt for this many prompts (newest)
 
 Produce = Callable[[], list[tuple[bytes, str, str]]]  # -> [(bytes, media type, extension)]
 
@@ -50,6 +51,10 @@ class SimState:
     tasks: OrderedDict[str, SimTask] = field(default_factory=OrderedDict)
     images: OrderedDict[str, list[tuple[bytes, str, str]]] = field(default_factory=OrderedDict)
     counters: dict[str, int] = field(default_factory=lambda: {"submit": 0, "status": 0, "download": 0})
+    # Tasks created per prompt (generation): a count above 1 is a duplicate submission of the same
+    # job when every job of a drill sends its own prompt. Bounded: the oldest prompts are dropped.
+    submissions: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    submissions_dropped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -58,6 +63,22 @@ class SimState:
     def count(self, what: str) -> None:
         with self.lock:
             self.counters[what] += 1
+
+    def note_submission(self, key: str) -> None:
+        with self.lock:
+            self.submissions[key] = self.submissions.get(key, 0) + 1
+            self.submissions.move_to_end(key)
+            while len(self.submissions) > MAX_SUBMISSION_KEYS:
+                self.submissions.popitem(last=False)
+                self.submissions_dropped += 1
+
+    def submission_counts(self, prefix: str = "") -> dict[str, Any]:
+        """Tasks created per prompt (those starting with ``prefix``): totals and the duplicates."""
+        with self.lock:
+            counts = [(k, n) for k, n in self.submissions.items() if k.startswith(prefix)]
+            dropped = self.submissions_dropped
+        return {"prompts": len(counts), "tasks": sum(n for _, n in counts),
+                "duplicates": {k: n for k, n in counts if n > 1}, "dropped_prompts": dropped}
 
     def add_task(self, task: SimTask) -> None:
         with self.lock:
@@ -68,6 +89,8 @@ class SimState:
     def reset(self) -> None:
         with self.lock:
             self.counters = {k: 0 for k in self.counters}
+            self.submissions.clear()
+            self.submissions_dropped = 0
             self.latency = self.default_latency
         self.faults.clear()
 
