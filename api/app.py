@@ -13,7 +13,7 @@ from api import docs, errors, plugins
 from api.deps import AuthCache
 from api.middleware import IntakeMiddleware, RateLimitHeaders
 from api.publisher import StartPublisher
-from api.routes import account, batches, files, health, status, webhooks
+from api.routes import account, batches, files, health, jobs, status, webhooks
 from api.routes.operations import build_router, form_paths
 from core.db import async_session_factory, make_async_engine
 from core.intake import GroupWriter
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(build_router())
     app.include_router(status.router)
+    app.include_router(jobs.router)
     app.include_router(account.router)
     app.include_router(files.router)
     app.include_router(batches.router)

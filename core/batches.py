@@ -364,7 +364,7 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
         .returning(Job.id, Job.credit_cost).execution_options(synchronize_session=False)).all()
     credits.release_many(session, batch.tenant_id, [(r[0], r[1]) for r in rows],
                          note=f"batch {batch.id} cancelled")
-    outbox.jobs_event(session, batch.tenant_id, [r[0] for r in rows], schemas.JOB_FAILED)
+    outbox.jobs_event(session, batch.tenant_id, [r[0] for r in rows], schemas.JOB_CANCELLED)
     batch.status = CANCELLING
     batch.cancelled_at = now
     batch.updated_at = now

@@ -167,6 +167,10 @@ class Plugin:
     upstream_limits: Mapping[str, Any] = field(default_factory=dict)
     docs: str = ""  # docs/providers/<name>.md
     url_setting: str = "base_url"  # the settings field that points the adapter at the real service
+    # Its adapter has ``cancel(op, task)``: a cancelled running job is stopped upstream (and not
+    # billed there); without it the upstream finishes (and bills) the task, which is just no
+    # longer polled.
+    upstream_cancel: bool = False
 
     def base_url(self, configured: str, defaults: UpstreamDefaults) -> str:
         """The upstream base URL: the configured one, else this provider's simulator."""

@@ -28,6 +28,7 @@ START_TASK = "visiongate.start"
 POLL_TASK = "visiongate.poll"
 SWEEP_TASK = "visiongate.sweep"
 EXPIRE_TASK = "visiongate.expire"
+CANCEL_TASK = "visiongate.cancel_upstream"  # a cancelled job's upstream tasks (its poll queue)
 # Webhooks go out from their own queue, so a slow receiver never delays job work. Due
 # deliveries are dispatched (and finished batches closed) by the sweep task (workers/tasks.py);
 # the two tasks below also exist on their own for operators.

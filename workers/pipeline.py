@@ -220,6 +220,30 @@ def _record_tasks(ctx: Context, job: claims.Claimed, provider: Any, tasks: list[
     return recorded
 
 
+def cancel_upstream(ctx: Context, job_id: str) -> int:
+    """A cancelled job's unfinished upstream tasks, cancelled where its provider can."""
+    with ctx.sessions() as session:
+        row = session.execute(select(Job.provider, Job.operation, Job.upstream_tasks)
+                              .where(Job.id == job_id)).first()
+    if row is None or not row[2]:
+        return 0
+    provider, op = ctx.providers.get(row[0]), ctx.operations.get(row[1])
+    cancel = getattr(provider, "cancel", None)
+    if cancel is None or op is None:
+        return 0
+    done = 0
+    for task in row[2]:
+        if task.get("done"):
+            continue
+        try:
+            cancel(op, UpstreamTask(task["id"], task.get("status_url")))
+            done += 1
+        except Exception:  # noqa: BLE001 - the job is cancelled either way; the task may bill
+            log.warning("job %s: cancelling upstream task %s failed", job_id, task["id"], exc_info=True)
+    log.info("job %s cancelled: %d upstream task(s) stopped", job_id, done)
+    return done
+
+
 def _orphaned(ctx: Context, job: claims.Claimed, provider: Any, tasks: list[dict[str, Any]]) -> None:
     """Upstream tasks nobody will poll: the job finished or was started again meanwhile."""
     cancel = getattr(provider, "cancel", None)

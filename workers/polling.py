@@ -89,6 +89,7 @@ def poll_rows(ctx: Context, rows: list[PollRow]) -> None:
         with ctx.sessions.begin() as session:
             moves.record_polls(session, [(c.job_id, c.tasks, c.delay, c.progress, c.outcome == "failed")
                                         for c in later])
+            moves.progress_events(session, [(c.job_id, c.tenant_id) for c in later if c.progress is not None])
     for c in checked:
         if c.outcome == "error":
             fail(ctx, c.job_id, c.code, c.message)
@@ -104,6 +105,7 @@ def _check(ctx: Context, row: PollRow) -> _Checked:
     checked_at = row.updated_at  # the submit, or the last check that found it running
     op, tasks, provider = ctx.operations[operation], [dict(t) for t in (tasks or [])], ctx.providers[provider_name]
     progress: list[float] = []
+    reported = False  # did the upstream say how far it is (else progress stays unknown)
     try:
         for task in tasks:
             if task["done"]:
@@ -114,6 +116,7 @@ def _check(ctx: Context, row: PollRow) -> _Checked:
                 return _Checked(job_id, tasks, provider, "error", code=result.code, message=result.message)
             if isinstance(result, Pending):
                 progress.append(result.progress or 0.0)
+                reported = reported or result.progress is not None
                 continue
             task.update(done=True, meta=result.meta,
                         outputs=[{"url": o.url, "content_type": o.content_type, "meta": o.meta}
@@ -141,7 +144,7 @@ def _check(ctx: Context, row: PollRow) -> _Checked:
     delay = ctx.pacing.not_before(operation, elapsed, timing.next_poll_delay(
         elapsed, s.poll_interval_seconds, s.poll_interval_max_seconds))
     return _Checked(job_id, tasks, provider, "later", delay=delay,
-                    progress=sum(progress) / len(progress) if progress else None)
+                    progress=sum(progress) / len(progress) if progress and reported else None)
 
 
 def _check_failed(ctx: Context, job_id: str, tasks: list[dict[str, Any]], provider: Provider,

@@ -25,7 +25,7 @@ from workers.context import Context
 from workers.holdings import Holdings
 from workers.inflight import InFlight
 from workers.journal import Journal
-from workers.app import BrokerProbe, EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
+from workers.app import BrokerProbe, CANCEL_TASK, EXPIRE_TASK, POLL_TASK, START_TASK, SWEEP_TASK, celery_app, poll_queue, publish
 from workers.throttle import Throttle
 from workers.upstreams import build_providers, upstream_limits
 
@@ -105,3 +105,9 @@ def sweep() -> dict[str, int]:
 @celery_app.task(name=EXPIRE_TASK)
 def expire() -> int:
     return sweeper.expire(context())
+
+
+@celery_app.task(name=CANCEL_TASK)
+def cancel_upstream(job_id: str) -> int:
+    """Stop the upstream tasks of a job the client cancelled (where its provider can)."""
+    return pipeline.cancel_upstream(context(), job_id)

@@ -149,6 +149,9 @@ def make_job_endpoint(op: Operation):
                             "status_url": status_url(base, job.provider, job.id),
                             **result_body(job, settings, base), **accepted.receipt()})
         failure = error_body(job)
+        if job.status == JobStatus.CANCELLED.value:  # DELETE /api/v1/jobs/{id} while it waited
+            raise ApiError(409, failure["message"], code="cancelled", request_id=job.id,
+                           status_url=status_url(base, job.provider, job.id))
         if input_fault(failure["code"]):
             # The client's own input (a blocked or unreachable URL, a file that is not an image,
             # an input the upstream refused): a 422 like any bad field, not a gateway failure.

@@ -205,6 +205,20 @@ def fail(session: Session, job_id: str, code: str, message: str, retention_secon
     return moved is not None
 
 
+def cancel(session: Session, job_id: str, retention_seconds: float, *, captured: bool,
+           reason: str = "cancelled by the client") -> bool:
+    """→ CANCELLED from any unfinished state; the credits are released, or captured when the
+    upstream bills the task regardless (``captured``). Callers lock the tenant's row first
+    (core/jobs/cancel.py), in the order a claim takes them."""
+    now = utcnow()
+    moved = _move(session, job_id, ACTIVE, S.CANCELLED, error_code="cancelled", error_message=reason,
+                  finished_at=now, expires_at=_expires(now, retention_seconds), lease_until=None, held_at=None)
+    if moved is not None:
+        credits.settle(session, moved[0], job_id, moved[1], captured=captured)
+        _event(session, job_id, "job.cancelled", moved)
+    return moved is not None
+
+
 def _event(session: Session, job_id: str, event_type: str, moved: Moved) -> None:
     """Record the job's webhook event in the transaction that made the move (like the credit
     settlement), so a finished job never loses its event; the sweeper sends it. Nothing to do
@@ -249,6 +263,16 @@ _RECORD_POLL = (
             updated_at=bindparam("b_now", type_=_T.c.updated_at.type),
             progress=func.coalesce(bindparam("b_progress", type_=_T.c.progress.type), _T.c.progress),
             poll_failures=_T.c.poll_failures + bindparam("b_failed", type_=_T.c.poll_failures.type)))
+
+
+def progress_events(session: Session, progressed: list[tuple[str, str]]) -> int:
+    """``job.progress`` for jobs (id, tenant) whose upstream reported progress: one query finds
+    those anyone could subscribe to (most jobs: none), then each is offered the event."""
+    if not progressed:
+        return 0
+    tenants = dict(progressed)
+    hooked = session.scalars(select(_T.c.id).where(_T.c.id.in_(list(tenants)), _HOOKED)).all()
+    return sum(outbox.progress_event(session, job_id, tenants[job_id]) for job_id in hooked)
 
 
 def mark_expired(session: Session, job_id: str) -> bool:

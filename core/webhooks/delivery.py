@@ -19,6 +19,7 @@ from core.results import iso, status_document
 from core.settings import Settings
 from core.webhooks.outbox import FAILED, PENDING, SUCCEEDED
 from core.webhooks.retry import classify, next_delay, schedule
+from core.webhooks.schemas import JOB_PROGRESS
 from core.webhooks.signing import signed_headers
 from core.webhooks.tenant_secrets import active_secrets, tenant_secret
 
@@ -74,6 +75,8 @@ def prepare(session: Session, delivery_id: str, settings: Settings,
         if job is None or is_expired(job, now):
             return "the job has expired; its results are gone"
         payload["data"] = status_document(job, settings, base)
+        if event.type == JOB_PROGRESS:  # where the job is (0–1), beside its status document
+            payload["progress"] = job.progress
         if job.batch_id is not None:
             payload["batch_id"] = job.batch_id
             payload["custom_id"] = job.custom_id

@@ -7,13 +7,13 @@ import datetime as dt
 import uuid
 from typing import Any, Sequence
 
-from sqlalchemy import String, bindparam, cast, insert, null, select, union_all
+from sqlalchemy import String, bindparam, cast, func, insert, null, select, union_all
 from sqlalchemy.orm import Session
 
 from core.models import Batch, Job, JobWebhook, WebhookDelivery, WebhookEndpoint, WebhookEvent, new_id, utcnow
 from core.settings import get_settings
 from core.webhooks.retry import schedule
-from core.webhooks.schemas import JOB_COMPLETED, JOB_STARTED, JobOptions
+from core.webhooks.schemas import JOB_COMPLETED, JOB_PROGRESS, JOB_STARTED, PROGRESS_GAP_SECONDS, JobOptions
 
 # A delivery's states: due attempts are made while it is pending.
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
@@ -122,6 +122,20 @@ def job_event(session: Session, job_id: str, event_type: str, tenant_id: str | N
         now = now + dt.timedelta(microseconds=1)
     created += _write(session, tenant_id, event_type, now, [(job_id, None, _pick(subs, event_type))])
     return created
+
+
+def progress_event(session: Session, job_id: str, tenant_id: str) -> int:
+    """``job.progress`` for a job whose upstream reported progress, to whoever subscribed to
+    it, at most once per ``PROGRESS_GAP_SECONDS`` per job."""
+    targets = _pick(_subscriptions(session, job_id, tenant_id), JOB_PROGRESS)
+    if not targets:
+        return 0
+    now = utcnow()
+    last = session.scalar(select(func.max(WebhookEvent.created_at)).where(
+        WebhookEvent.job_id == job_id, WebhookEvent.type == JOB_PROGRESS))
+    if last is not None and (now - last).total_seconds() < PROGRESS_GAP_SECONDS:
+        return 0
+    return _write(session, tenant_id, JOB_PROGRESS, now, [(job_id, None, targets)])
 
 
 def jobs_event(session: Session, tenant_id: str, job_ids: Sequence[str], event_type: str) -> int:

@@ -15,18 +15,22 @@ from core.settings import get_settings
 # --------------------------------------------------------------------------- event types
 JOB_STARTED = "job.started"  # the job was submitted upstream
 JOB_COMPLETED = "job.completed"  # COMPLETED: data.result has the (freshly signed) URLs
-JOB_FAILED = "job.failed"  # ERROR or CANCELLED: data.error has code and message
+JOB_FAILED = "job.failed"  # ERROR: data.error has code and message
+JOB_PROGRESS = "job.progress"  # opt-in: upstream progress moved (at most one per job per PROGRESS_GAP s)
+JOB_CANCELLED = "job.cancelled"  # CANCELLED (by DELETE /api/v1/jobs/{id} or its batch): data.error code cancelled
 BATCH_COMPLETED = "batch.completed"  # every job of the batch finished
 BATCH_CANCELLED = "batch.cancelled"  # the batch was cancelled and its last running job finished
 
-JOB_EVENTS = (JOB_STARTED, JOB_COMPLETED, JOB_FAILED)
+JOB_EVENTS = (JOB_STARTED, JOB_PROGRESS, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED)
+PROGRESS_GAP_SECONDS = 5.0
 BATCH_EVENTS = (BATCH_COMPLETED, BATCH_CANCELLED)
 ALL_EVENTS = JOB_EVENTS + BATCH_EVENTS
 # A job's webhook_url gets the final event unless webhook_events says otherwise.
-DEFAULT_JOB_EVENTS = (JOB_COMPLETED, JOB_FAILED)
+DEFAULT_JOB_EVENTS = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED)
 # A tenant endpoint gets every final event unless its ``events`` says otherwise.
-DEFAULT_ENDPOINT_EVENTS = (JOB_COMPLETED, JOB_FAILED, BATCH_COMPLETED, BATCH_CANCELLED)
-SHORT_NAMES = {"started": JOB_STARTED, "completed": JOB_COMPLETED, "failed": JOB_FAILED}
+DEFAULT_ENDPOINT_EVENTS = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED, BATCH_COMPLETED, BATCH_CANCELLED)
+SHORT_NAMES = {"started": JOB_STARTED, "progress": JOB_PROGRESS, "completed": JOB_COMPLETED,
+               "failed": JOB_FAILED, "cancelled": JOB_CANCELLED}
 
 MAX_URL_LENGTH = 2048
 
@@ -65,8 +69,10 @@ class JobOptions(BaseModel):
     webhook_url: str | None = Field(None, min_length=1, max_length=MAX_URL_LENGTH,
                                     description="URL that receives signed job events")
     webhook_events: list[str] | None = Field(
-        None, description="job.started, job.completed, job.failed (or started, completed, failed); "
-                          "default: the final event (job.completed or job.failed)")
+        None, description="job.started, job.progress, job.completed, job.failed, job.cancelled (or "
+                          "started, progress, completed, failed, cancelled); default: the final event "
+                          "(job.completed, job.failed or job.cancelled). job.progress: at most one per "
+                          "job every 5 s, when the upstream reports progress")
     retention_seconds: RetentionSeconds = None  # core/retention.py
 
     @field_validator("webhook_url")

@@ -204,7 +204,8 @@ def test_tenant_default_endpoints_crud_and_final_events(system: System, make_key
                                    json={"url": rx.url("/all"), "description": "everything final"})
         assert created.status_code == 201
         ep = created.json()["result"]
-        assert ep["events"] == ["job.completed", "job.failed", "batch.completed", "batch.cancelled"]
+        assert ep["events"] == ["job.completed", "job.failed", "job.cancelled", "batch.completed",
+                                "batch.cancelled"]
         assert [e["id"] for e in client.http.get("/api/v1/webhooks/endpoints").json()["result"]] == [ep["id"]]
         assert other.http.get(f"/api/v1/webhooks/endpoints/{ep['id']}").status_code == 404
 

@@ -119,7 +119,7 @@ def test_job_options():
         context=ctx)
     assert opts.events() == ["job.started", "job.failed"]
     assert schemas.JobOptions.model_validate({"webhook_url": "https://e.com/h"}, context=ctx).events() == \
-        ["job.completed", "job.failed"]
+        ["job.completed", "job.failed", "job.cancelled"]
     for bad in ({"webhook_url": "http://127.0.0.1/h"}, {"webhook_url": "gopher://e.com"},
                 {"webhook_url": "https://e.com", "webhook_events": ["done"]},
                 {"webhook_events": ["completed"]}):
