@@ -13,13 +13,15 @@ import math
 import uuid
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.envelope import error_body
@@ -113,7 +115,26 @@ async def _redis_down(_req: Request, exc: Exception) -> JSONResponse:
                           {"Retry-After": "5"})
 
 
+def _backing_service_down(exc: BaseException) -> bool:
+    """A connection to PostgreSQL or Redis failed somewhere in ``exc``'s chain (the database
+    shutting down surfaces as several types: psycopg's, SQLAlchemy's InterfaceError or pool
+    timeout, a reset socket), whatever wrapped it."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, psycopg.OperationalError,
+                            psycopg.InterfaceError, RedisConnectionError, RedisTimeoutError, ConnectionError)):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+    if _backing_service_down(exc):
+        log.error("backing service unavailable on %s %s: %r", req.method, req.url.path, exc)
+        return error_response(503, "service_unavailable", "a backing service is unavailable; retry shortly",
+                              {"Retry-After": "5"})
     request_id = "req_" + uuid.uuid4().hex[:16]
     log.error("unhandled error %s on %s %s", request_id, req.method, req.url.path, exc_info=exc)
     return error_response(500, "internal_error", f"an unexpected error occurred (request {request_id})",
@@ -188,6 +209,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _db_down)
+    app.add_exception_handler(InterfaceError, _db_down)
     app.add_exception_handler(RedisConnectionError, _redis_down)
     app.add_exception_handler(RedisTimeoutError, _redis_down)
     app.add_exception_handler(Exception, _unexpected)

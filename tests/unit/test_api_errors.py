@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import math
 
+import psycopg
 import pytest
+from sqlalchemy import exc as sa_exc
 import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -42,6 +44,17 @@ def client() -> TestClient:
     async def redis_down() -> None:
         raise redis.ConnectionError("connection refused")
 
+    @app.get("/db-going-down")
+    async def db_going_down() -> None:  # what a shutting-down PostgreSQL raised under a wrapper
+        try:
+            raise psycopg.OperationalError("terminating connection due to administrator command")
+        except psycopg.OperationalError as exc:
+            raise RuntimeError("the status read failed") from exc
+
+    @app.get("/db-interface")
+    async def db_interface() -> None:
+        raise sa_exc.InterfaceError("SELECT 1", {}, Exception("connection is closed"))
+
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -60,6 +73,13 @@ def test_unexpected_error_is_500_in_the_error_shape_with_a_request_id(client: Te
 def test_redis_down_is_503_with_retry_after(client: TestClient):
     resp = client.get("/redis-down")
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+    assert resp.json()["error"]["code"] == "service_unavailable"
+
+
+@pytest.mark.parametrize("path", ["/db-going-down", "/db-interface"])
+def test_a_database_going_away_is_503_whatever_wraps_it(client: TestClient, path: str):
+    resp = client.get(path)
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "5", resp.text
     assert resp.json()["error"]["code"] == "service_unavailable"
 
 

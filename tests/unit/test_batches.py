@@ -138,7 +138,8 @@ def test_create_reserves_all_credits_at_once_and_holds_the_jobs(sessions):
 
 def test_cancel_releases_unstarted_jobs_and_the_sweeper_closes_the_batch(sessions):
     tid = tenant(sessions)
-    batch_id = create(sessions, tid, 5, webhook_url="https://hooks.example/b", webhook_events=["failed"])
+    batch_id = create(sessions, tid, 5, webhook_url="https://hooks.example/b",
+                      webhook_events=["failed", "cancelled"])
     with sessions() as s:
         ids = s.scalars(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.created_at)).all()
     with sessions.begin() as s:  # job 0 finished, job 1 is upstream
