@@ -131,3 +131,22 @@ def test_cancel_racing_completion_ends_in_one_state(build):
     with ctx.sessions() as s:
         kinds = list(s.scalars(select(CreditEntry.kind).where(CreditEntry.job_id == job_id)))
     assert sorted(kinds) == ["capture", "reserve"]
+
+
+def test_a_held_job_waiting_for_a_slot_is_cancelled_and_leaves_the_line(build):
+    from sqlalchemy import update
+
+    from core.jobs import claims
+    from core.models import utcnow
+
+    ctx = build(FakeProvider(["task"]))
+    job_id, tenant = metered_job(ctx)
+    with ctx.sessions.begin() as s:  # waiting in its tenant's line for a free slot
+        s.execute(update(Job).where(Job.id == job_id).values(held_at=utcnow(), published_at=None))
+    out = cancel(ctx, tenant, job_id)
+    assert out.cancelled and out.previous == "QUEUED" and not out.captured
+    job = row(ctx, job_id)
+    assert job.status == "CANCELLED" and job.held_at is None
+    assert balance(ctx, tenant) == 100 and events(ctx, job_id) == ["job.cancelled"]
+    with ctx.sessions.begin() as s:  # nothing left to release
+        assert claims.release_held(s, lambda _t: 5, 10, tenant) == []
