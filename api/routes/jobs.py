@@ -10,9 +10,9 @@ from api.envelope import success_response
 from api.errors import ApiError, expired
 from api.strict import StrictRoute
 from core.jobs.cancel import cancel_job
-from core.jobs.states import JobStatus, is_expired
+from core.jobs.states import JobStatus
 from core.models import Job
-from core.results import iso, job_document
+from core.results import job_document
 from providers.registry import BY_NAME
 from workers.app import CANCEL_TASK, poll_queue, publish
 
@@ -56,9 +56,6 @@ async def cancel(job_id: str, request: Request, principal: EndpointLimited, sess
             await run_in_threadpool(publish, CANCEL_TASK, job_id, poll_queue(outcome.provider))
         except Exception:  # noqa: BLE001 - the job stays cancelled; the task runs to its end
             request.app.state.log.warning("upstream cancel of job %s not published", job_id, exc_info=True)
-    job = await session.get(Job, job_id)
-    if is_expired(job):  # a zero retention cannot happen (60 s minimum); kept for safety
-        raise expired(job_id, iso(job.expires_at))
-    doc = job_document(job, settings, base)
+    doc = job_document(await session.get(Job, job_id), settings, base)
     return success_response({**doc, "cancelled_from": outcome.previous,
                              "credits_captured": outcome.captured})
