@@ -3,8 +3,9 @@
 URLs are minted on every read (never stored), valid for ``url_ttl_seconds`` but never beyond
 the job's retention, so a client can always re-read the status to get working links until the
 job expires. A status document carries the job's ``expires_at`` (when its retention ends; see
-core/retention.py) once the job has finished: while it runs, Bria's document stays exactly the
-reference's four fields, and the job view shows ``expires_at: null``. ``result.expires_at`` is
+core/retention.py) once the job has finished: while it runs, Bria's document has the reference's
+four fields plus ``progress`` and ``queue_position`` where known, and the job view shows
+``expires_at: null``. ``result.expires_at`` is
 when the URLs of this read stop working.
 """
 
@@ -77,11 +78,20 @@ def error_body(job: Job) -> dict[str, Any]:
     return {"code": job.error_code or "error", "message": job.error_message or "the job failed"}
 
 
-def status_document(job: Job, settings: Settings, base_url: str) -> dict[str, Any]:
+def status_document(job: Job, settings: Settings, base_url: str,
+                    queue_position: int | None = None) -> dict[str, Any]:
     """``BriaStatusResponse``: status, request_id, result (COMPLETED), error (ERROR), and, once
-    the job has finished, its ``expires_at`` (visiongate's)."""
+    the job has finished, its ``expires_at`` (visiongate's). While it runs, ``progress`` (0–1)
+    once the upstream has reported one, and ``queue_position`` while it is held in its tenant's
+    line: extra fields the reference's schema allows, absent when unknown, so a job with neither
+    keeps exactly the reference's four fields."""
     status = public_status(job.status)
     doc: dict[str, Any] = {"status": status, "request_id": job.id, "result": None, "error": None}
+    if status == "IN_PROGRESS":
+        if job.progress is not None:
+            doc["progress"] = job.progress
+        if queue_position is not None:
+            doc["queue_position"] = queue_position
     if job.expires_at is not None:  # known once the job has finished
         doc["expires_at"] = iso(job.expires_at)
     if job.status == JobStatus.COMPLETED.value:

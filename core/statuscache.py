@@ -50,11 +50,13 @@ class StatusEntry:
     error_code: str | None
     error_message: str | None
     expires_at: dt.datetime | None
+    progress: float | None = None
+    queue_position: int | None = None  # a held job's place in line when it was read
 
     @classmethod
-    def of(cls, job: Job) -> "StatusEntry":
+    def of(cls, job: Job, queue_position: int | None = None) -> "StatusEntry":
         return cls(job.id, job.tenant_id, job.provider, job.status, job.outputs, job.result_meta,
-                   job.error_code, job.error_message, job.expires_at)
+                   job.error_code, job.error_message, job.expires_at, job.progress, queue_position)
 
     @property
     def final(self) -> bool:

@@ -44,6 +44,10 @@ _NOT_FOUND_EXAMPLE = {"status": "error", "error": {"code": "not_found", "message
 _STATUS_EXAMPLE = {"status": "COMPLETED", "request_id": "568acbc8271246b8b460a9db4d23bbaa", "result": {
     "image_url": "https://gateway.example/files/…/0.png?expires=1796461526&signature=…", "urls": ["…"],
     "seed": 42, "expires_at": "2026-12-03T09:05:26Z"}, "error": None, "expires_at": "2026-12-06T08:05:26Z"}
+_RUNNING_EXAMPLE = {"status": "IN_PROGRESS", "request_id": "568acbc8271246b8b460a9db4d23bbaa", "result": None,
+                    "error": None, "progress": 0.4}
+_HELD_EXAMPLE = {"status": "IN_PROGRESS", "request_id": "568acbc8271246b8b460a9db4d23bbaa", "result": None,
+                 "error": None, "queue_position": 3}
 NOT_FOUND_RESPONSES: dict[int | str, dict[str, Any]] = {404: {
     "description": "`not_found`: no such request for this API key's tenant. `expired`: the request's retention "
                    "ended (`expired_at` says when) and its results were deleted",
@@ -71,8 +75,9 @@ def make_status_endpoint(provider: str):
         cache: StatusCache = request.app.state.status_cache
         started = cache.begin()
         job = await _visible_job(session, task_id, principal.tenant_id, provider=provider)
-        cache.put(StatusEntry.of(job), started)
-        return JSONResponse(status_document(job, settings, base))  # plain JSON types: no re-encoding
+        entry = StatusEntry.of(job, await queries.queue_position(session, job))
+        cache.put(entry, started)
+        return JSONResponse(status_document(entry, settings, base, entry.queue_position))  # plain JSON types: no re-encoding
 
     provider_status.__name__ = f"{provider}_status"
     return provider_status
@@ -85,8 +90,13 @@ for _plugin in PLUGINS:
                              responses={**NOT_FOUND_RESPONSES, 200: {
                                  "description": "The status document. `result.expires_at`: when this read's URLs "
                                                 "stop working; `expires_at` (once the request has finished): "
-                                                "when its retention ends",
-                                 "content": {"application/json": {"example": _STATUS_EXAMPLE}}}})
+                                                "when its retention ends. While it runs: `progress` (0-1) once "
+                                                "the upstream reports one, `queue_position` while it waits for "
+                                                "one of the plan's concurrent slots (each absent when unknown)",
+                                 "content": {"application/json": {"examples": {
+                                     "completed": {"value": _STATUS_EXAMPLE},
+                                     "running": {"value": _RUNNING_EXAMPLE},
+                                     "waiting": {"value": _HELD_EXAMPLE}}}}}})
 
 
 class StatusFastPath:
@@ -127,7 +137,7 @@ class StatusFastPath:
                 job = await queries.get_job(session, job_id, principal.tenant_id)
                 if job is None:
                     return False
-                entry = StatusEntry.of(job)
+                entry = StatusEntry.of(job, await queries.queue_position(session, job))
             cache.put(entry, started)
         if not entry.visible_to(principal.tenant_id, provider):
             return False
@@ -136,7 +146,7 @@ class StatusFastPath:
         if not decision.allowed:
             return False
         scope.setdefault("state", {})["ratelimit_headers"] = decision.headers("reads")
-        doc = status_document(entry, settings, base_url_of(Request(scope)))
+        doc = status_document(entry, settings, base_url_of(Request(scope)), entry.queue_position)
         await JSONResponse(doc)(scope, receive, send)  # the route's response class, so the same bytes
         return True
 

@@ -106,7 +106,7 @@ def test_concurrency_cap_holds_jobs_in_order(system: System, make_key):
     c = Client(system.api_url, key)
     ids = [c.generate({"prompt": f"capped job {i}", "sync": False}).json()["result"]["request_id"]
            for i in range(5)]
-    peak, positions_seen = 0, {}
+    peak, positions_seen, bria_positions, progress_seen = 0, {}, {}, []
     deadline = time.time() + 60
     while time.time() < deadline:
         _, jobs_, _ = tenant_db("capped")
@@ -116,7 +116,12 @@ def test_concurrency_cap_holds_jobs_in_order(system: System, make_key):
             pos = c.http.get(f"/api/v1/jobs/{job_id}").json()["result"]["queue_position"]
             if pos is not None:
                 positions_seen.setdefault(job_id, pos)
-            assert c.status(job_id).json()["status"] in ("IN_PROGRESS", "COMPLETED")
+            doc = c.status(job_id).json()
+            assert doc["status"] in ("IN_PROGRESS", "COMPLETED")
+            if "queue_position" in doc:  # Bria's status document shows the place in line too
+                bria_positions.setdefault(job_id, doc["queue_position"])
+            if "progress" in doc:
+                progress_seen.append(doc["progress"])
         if all(j.status == "COMPLETED" for j in jobs_):
             break
         time.sleep(0.2)
@@ -124,6 +129,8 @@ def test_concurrency_cap_holds_jobs_in_order(system: System, make_key):
     assert all(j.status == "COMPLETED" for j in jobs_)
     assert peak == 2
     assert positions_seen and max(positions_seen.values()) >= 2  # a visible waiting line
+    assert bria_positions and max(bria_positions.values()) >= 2
+    assert progress_seen and all(0 <= p <= 1 for p in progress_seen)  # the simulator's, via the poll
     starts = [j.started_at for j in sorted(jobs_, key=lambda j: j.created_at)]
     # The first two started at once; the three that waited started after them, in the order
     # they arrived. Jobs released in the same moment (two slots freed together) are claimed by

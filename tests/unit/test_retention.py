@@ -175,3 +175,16 @@ def test_expired_means_marked_or_past_expires_at():
     # A cached final entry goes with its job's retention.
     entry = StatusEntry("j1", "t1", "bria", "COMPLETED", None, None, None, None, now - dt.timedelta(seconds=1))
     assert not entry.visible_to("t1", "bria")
+
+
+def test_a_running_status_document_shows_progress_and_place_in_line_when_known():
+    settings = Settings()
+    job = _fake("SUBMITTED", None)
+    job.progress = 0.4
+    assert status_document(job, settings, "http://api") == {
+        "status": "IN_PROGRESS", "request_id": "j1", "result": None, "error": None, "progress": 0.4}
+    held = status_document(_fake("QUEUED", None), settings, "http://api", queue_position=3)
+    assert held["queue_position"] == 3 and "progress" not in held
+    done = _fake("COMPLETED", utcnow() + dt.timedelta(seconds=60))
+    done.progress = 1.0
+    assert "progress" not in status_document(done, settings, "http://api", queue_position=None)
