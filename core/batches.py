@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Iterator, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from core import credits
-from core.jobs.moves import expiry
+from core.jobs.cancel import cancel_unstarted
 from core.retention import RetentionField
 from core.webhooks import outbox, schemas
-from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, check_transition, values
-from core.models import Batch, Job, JobWebhook, Tenant, new_id, utcnow
+from core.jobs.states import ACTIVE, FINISHED_OR_EXPIRED, JobStatus, values
+from core.models import Batch, Job, JobWebhook, new_id, utcnow
 from core.results import error_body, iso, result_body
 from core.media_inputs import prepare_request
 from core.settings import Settings
@@ -349,28 +349,15 @@ def cancel(session: Session, batch: Batch, retention_seconds: float) -> int:
     session.refresh(batch, with_for_update=True)  # one cancel at a time; the sweeper skips it
     if batch.status != IN_PROGRESS:
         return 0
-    check_transition([S.QUEUED], S.CANCELLED)
-    # The tenant's row before its jobs', in the order a claim takes them (visiongate_claim locks
-    # the tenant, then the job): the other order deadlocked with a worker claiming one of these
-    # jobs while this UPDATE held it and waited for the tenant (credits.release_many).
-    session.execute(select(Tenant.id).where(Tenant.id == batch.tenant_id).with_for_update(key_share=True))
     now = utcnow()
-    rows = session.execute(
-        update(Job).where(Job.batch_id == batch.id, Job.status == S.QUEUED.value)
-        .values(status=S.CANCELLED.value, error_code="cancelled",
-                error_message="cancelled with its batch before it started", finished_at=now,
-                expires_at=expiry(now, retention_seconds), held_at=None,
-                lease_until=None, updated_at=now)
-        .returning(Job.id, Job.credit_cost).execution_options(synchronize_session=False)).all()
-    credits.release_many(session, batch.tenant_id, [(r[0], r[1]) for r in rows],
-                         note=f"batch {batch.id} cancelled")
-    outbox.jobs_event(session, batch.tenant_id, [r[0] for r in rows], schemas.JOB_CANCELLED)
+    cancelled = cancel_unstarted(session, batch.tenant_id, Job.batch_id == batch.id, retention_seconds,
+                                 reason=f"cancelled with its batch {batch.id} before it started")
     batch.status = CANCELLING
     batch.cancelled_at = now
     batch.updated_at = now
     session.flush()
     close_finished(session, 1, batch_id=batch.id)
-    return len(rows)
+    return len(cancelled)
 
 
 def close_finished(session: Session, limit: int, batch_id: str | None = None) -> list[tuple[str, str]]:

@@ -10,6 +10,8 @@ call the same): in one transaction, locked in the order a worker's claim takes t
   worker was submitting) finds the job finished: it is an orphan, cancelled where possible.
 * Finished: nothing changes; the caller answers 409 with the state.
 
+``cancel_unstarted`` is the same move in bulk, for the jobs of a batch that have not started.
+
 Every later move of the job (complete, fail, record its task ids) requires an unfinished state,
 so whatever the worker was doing ends as a no-op: one consistent final state.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from core.jobs import moves
@@ -39,10 +41,17 @@ class Outcome:
     tasks: list[dict[str, Any]] | None = None  # upstream tasks to cancel (where the provider can)
 
 
+def lock_tenant(session: Session, tenant_id: str) -> None:
+    """Every cancel takes the tenant's row before its jobs', the order a claim takes them
+    (visiongate_claim locks the tenant, then the job): the other order deadlocks with a worker
+    claiming one of the jobs (seen with batch cancel before it came here)."""
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+
+
 def cancel_job(session: Session, tenant_id: str, job_id: str, retention_seconds: float,
                can_cancel: Callable[[str], bool]) -> Outcome | None:
     """None: no such job of this tenant. ``can_cancel(provider)``: its adapter can stop a task."""
-    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+    lock_tenant(session, tenant_id)
     row = session.execute(select(Job.status, Job.provider, Job.upstream_tasks)
                           .where(Job.id == job_id, Job.tenant_id == tenant_id)
                           .with_for_update()).first()
@@ -58,3 +67,12 @@ def cancel_job(session: Session, tenant_id: str, job_id: str, retention_seconds:
                         reason=f"cancelled by the client ({status.lower()})")
     return Outcome(job_id, provider, status, cancelled=done, captured=captured,
                    tasks=list(tasks) if upstream and stoppable and tasks else None)
+
+
+def cancel_unstarted(session: Session, tenant_id: str, where: ColumnElement[bool],
+                     retention_seconds: float, reason: str) -> list[str]:
+    """Cancel, in bulk, the tenant's jobs matching ``where`` that have not started (a batch's
+    waiting lines): credits released, ``job.cancelled`` recorded. Jobs already running are left
+    to finish. Returns the ids cancelled."""
+    lock_tenant(session, tenant_id)
+    return moves.cancel_waiting(session, tenant_id, where, retention_seconds, reason)

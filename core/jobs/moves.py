@@ -219,6 +219,23 @@ def cancel(session: Session, job_id: str, retention_seconds: float, *, captured:
     return moved is not None
 
 
+def cancel_waiting(session: Session, tenant_id: str, where: ClauseElement, retention_seconds: float,
+                   reason: str) -> list[str]:
+    """``cancel`` in bulk for the tenant's jobs matching ``where`` that have not started (QUEUED,
+    waiting or held): one UPDATE, their credits released and their ``job.cancelled`` events
+    recorded in bulk. Returns the ids cancelled. Same locking rule as ``cancel``."""
+    check_transition([S.QUEUED], S.CANCELLED)
+    now = utcnow()
+    rows = session.execute(
+        update(Job).where(Job.tenant_id == tenant_id, Job.status == S.QUEUED.value, where)
+        .values(status=S.CANCELLED.value, error_code="cancelled", error_message=reason, finished_at=now,
+                expires_at=expiry(now, retention_seconds), held_at=None, lease_until=None, updated_at=now)
+        .returning(Job.id, Job.credit_cost).execution_options(synchronize_session=False)).all()
+    credits.release_many(session, tenant_id, [(r[0], r[1]) for r in rows], note=reason)
+    outbox.jobs_event(session, tenant_id, [r[0] for r in rows], "job.cancelled")
+    return [r[0] for r in rows]
+
+
 def _event(session: Session, job_id: str, event_type: str, moved: Moved) -> None:
     """Record the job's webhook event in the transaction that made the move (like the credit
     settlement), so a finished job never loses its event; the sweeper sends it. Nothing to do

@@ -150,3 +150,25 @@ def test_a_held_job_waiting_for_a_slot_is_cancelled_and_leaves_the_line(build):
     assert balance(ctx, tenant) == 100 and events(ctx, job_id) == ["job.cancelled"]
     with ctx.sessions.begin() as s:  # nothing left to release
         assert claims.release_held(s, lambda _t: 5, 10, tenant) == []
+
+
+def test_bulk_cancel_takes_only_the_unstarted_jobs_it_is_given(build):
+    """``cancel_unstarted`` (what batch cancel runs): the same move in bulk, credits and events."""
+    ctx = build(FakeProvider(["task", "pending"]))
+    running, tenant = metered_job(ctx)
+    pipeline.start(ctx, running)
+    waiting = [metered_job(ctx)[0] for _ in range(2)]
+    other = metered_job(ctx)[0]
+    assert balance(ctx, tenant) == 88
+    chosen = [running, *waiting]
+    with ctx.sessions.begin() as s:
+        done = jc.cancel_unstarted(s, tenant, Job.id.in_(chosen), 3600, reason="cancelled with its batch")
+    assert sorted(done) == sorted(waiting)
+    assert row(ctx, running).status == "SUBMITTED" and row(ctx, other).status == "QUEUED"
+    assert all(row(ctx, j).status == "CANCELLED" and row(ctx, j).error_code == "cancelled" for j in waiting)
+    assert balance(ctx, tenant) == 94
+    assert all(events(ctx, j) == ["job.cancelled"] for j in waiting) and events(ctx, other) == []
+    with ctx.sessions() as s:
+        notes = s.scalars(select(CreditEntry.note).where(CreditEntry.job_id.in_(waiting),
+                                                         CreditEntry.kind == "release")).all()
+    assert notes == ["cancelled with its batch"] * 2
