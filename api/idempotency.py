@@ -9,7 +9,9 @@ the route's work under the key:
   ``Idempotent-Replayed: true``, a key used for another request answers 422
   ``idempotency_key_reused``, a key whose first request is still running answers 409
   ``idempotency_in_progress`` with ``Retry-After: 1``;
-* the work reports when it has created its job or batch (``Created``). Every answer from then on
+* the work links its job or batch to the key in the transaction that creates it (so a retry
+  after a crash answers from that job instead of creating another: ``recover``), and reports
+  when it has created it (``Created``). Every answer from then on
   is stored, errors included (a sync request whose job failed: its 422 or 502), so a retry never
   creates or charges twice; an exception after that point stores the work's fallback answer (the
   job's 202) and is raised on;
@@ -29,8 +31,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.errors import ApiError, error_response
-from core import idempotency
+from core import faultpoints, idempotency
 from core.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
+from core.intake import KeyClaim
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +117,13 @@ def key_of(request: Request) -> str | None:
 
 
 class Created:
-    """Handed to the guarded work: call it once the job or batch exists, with its id and the
-    answer to store should the rest of the request fail (None: keep the key unfinished)."""
+    """Handed to the guarded work: ``claim`` is to be linked to the job or batch in the
+    transaction that creates it (``core.idempotency.link``); call it once the job or batch
+    exists, with its id and the answer to store should the rest of the request fail (None:
+    keep the key unfinished)."""
 
-    def __init__(self) -> None:
+    def __init__(self, claim: KeyClaim) -> None:
+        self.claim = claim
         self.request_id: str | None = None
         self.fallback: Response | None = None
         self.done = False
@@ -128,12 +134,14 @@ class Created:
 
 Work = Callable[[Created], Awaitable[Any]]
 Refresh = Callable[[idempotency.Replay], Awaitable[str]]
+Recover = Callable[[str], Awaitable[Response]]
 
 
 async def guarded(request: Request, tenant_id: str, key: str, print_: str, work: Work, *,
-                  lock_seconds: float, refresh: Refresh | None = None) -> Response:
+                  lock_seconds: float, recover: Recover, refresh: Refresh | None = None) -> Response:
     """Run ``work`` under ``key`` (see the module docstring); ``refresh`` may rewrite a replayed
-    body (fresh result URLs)."""
+    body (fresh result URLs); ``recover(request_id)`` answers for a job or batch an earlier
+    holder of the key created but died before answering."""
     sessions = request.app.state.sessions
     endpoint = f"{request.method} {getattr(request.scope.get('route'), 'path', request.url.path)}"
     async with sessions.begin() as session:
@@ -152,7 +160,12 @@ async def guarded(request: Request, tenant_id: str, key: str, print_: str, work:
                        code="idempotency_in_progress", headers={"Retry-After": "1"}, retry_after=1)
 
     token = outcome.token
-    created = Created()
+    if outcome.request_id is not None:  # created by a holder that died before answering
+        answer = await recover(outcome.request_id)
+        await _finish(sessions, tenant_id, key, token, answer, outcome.request_id)
+        answer.headers[REPLAYED_HEADER] = "true"
+        return answer
+    created = Created(KeyClaim(tenant_id, key, token))
     try:
         answer = await work(created)
     except ApiError as exc:
@@ -169,6 +182,7 @@ async def guarded(request: Request, tenant_id: str, key: str, print_: str, work:
     if not isinstance(answer, Response):
         answer = JSONResponse(jsonable_encoder(answer))
     if created.done:
+        faultpoints.reached("idempotent_created")
         await _finish(sessions, tenant_id, key, token, answer, created.request_id)
     else:
         await _release(sessions, tenant_id, key, token)

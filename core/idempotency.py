@@ -10,8 +10,12 @@ once the job or batch exists. Later requests with the key:
 * a different request: refused (``Reused``);
 * while the first is still running: refused, retry shortly (``Busy``).
 
-A claim whose holder never finished (its process died) is taken over after ``lock_until``; a
-key lives ``ttl`` seconds from its first use, then it is free again and the sweeper deletes it.
+The job or batch is linked to its key in the transaction that creates it (``link``: the key's
+``request_id``), so a holder that dies after creating but before storing the answer leaves no
+gap: a retry after its ``lock_until`` adopts the key with the job (``Claimed.request_id``) and
+answers from the job as it stands, creating nothing. A claim whose holder died before creating
+anything is taken over afresh after ``lock_until``. A key lives ``ttl`` seconds from its first
+use, then it is free again and the sweeper deletes it.
 A request that ends before creating anything (invalid body, not enough credits, database down)
 releases its claim, so the retry runs afresh.
 
@@ -97,8 +101,11 @@ def fingerprint(endpoint: str, *parts: Any) -> str:
 # --------------------------------------------------------------------------- claims
 @dataclass(frozen=True)
 class Claimed:
-    """This request holds the key: create, then ``finish`` (or ``release``) with ``token``."""
+    """This request holds the key: create, then ``finish`` (or ``release``) with ``token``.
+    ``request_id`` set: an earlier holder created that job or batch and died before storing
+    its answer; answer from it (``finish``), create nothing."""
     token: str
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,11 +161,25 @@ def claim(session: Session, tenant_id: str, key: str, print_: str, endpoint: str
                               row.request_id)
             if row.locked_until is None or row.locked_until > now:
                 return Busy()
-        # expired, or a claim whose holder is gone: take it over (the first to update wins)
+        # expired, or a claim whose holder is gone: take it over (the first to update wins); a
+        # live key whose holder had created its job keeps it (the retry answers from that job)
+        adopted = row.request_id if row.expires_at > now and row.state == IN_PROGRESS else None
+        values = {**fresh, "request_id": adopted}
+        if adopted is not None:
+            values.update(created_at=row.created_at, expires_at=row.expires_at)
         taken = session.scalar(update(IdempotencyKey).where(*this, IdempotencyKey.token == row.token)
-                               .values(**fresh).returning(IdempotencyKey.token))
-        return Claimed(token) if taken is not None else Busy()
+                               .values(**values).returning(IdempotencyKey.token))
+        return Claimed(token, adopted) if taken is not None else Busy()
     return Busy()
+
+
+def link(tenant_id: str, key: str, token: str, request_id: str) -> Any:
+    """The statement that records, in the transaction creating it, which job or batch the claim
+    ``token`` created (run it in that transaction)."""
+    return (update(IdempotencyKey)
+            .where(IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key,
+                   IdempotencyKey.token == token, IdempotencyKey.state == IN_PROGRESS)
+            .values(request_id=request_id))
 
 
 def finish(session: Session, tenant_id: str, key: str, token: str, *, status_code: int, body: str,
@@ -172,10 +193,12 @@ def finish(session: Session, tenant_id: str, key: str, token: str, *, status_cod
 
 
 def release(session: Session, tenant_id: str, key: str, token: str) -> bool:
-    """Give up the claim ``token``: nothing was created, the key is free again."""
+    """Give up the claim ``token``: nothing was created, the key is free again (never once a job
+    or batch is linked to it)."""
     return session.scalar(
         delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key,
-                                     IdempotencyKey.token == token, IdempotencyKey.state == IN_PROGRESS)
+                                     IdempotencyKey.token == token, IdempotencyKey.state == IN_PROGRESS,
+                                     IdempotencyKey.request_id.is_(None))
         .returning(IdempotencyKey.token)) is not None
 
 

@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import idempotency
 from core.credits import InsufficientCredits
 from core.jobs.states import JobStatus
 from core.models import CreditEntry, Job, Tenant, new_id, utcnow
@@ -52,6 +53,15 @@ class Accepted:
         return {"credit_cost": self.credit_cost, "credits_remaining": self.credits_remaining}
 
 
+@dataclass(frozen=True)
+class KeyClaim:
+    """The ``Idempotency-Key`` claim a request holds: its job is linked to it in the job's own
+    transaction (core/idempotency.py ``link``)."""
+    tenant_id: str
+    key: str
+    token: str
+
+
 @dataclass
 class _Pending:
     row: dict[str, Any]
@@ -60,6 +70,7 @@ class _Pending:
     options: JobOptions | None
     base_url: str
     future: asyncio.Future = field(repr=False)
+    key: KeyClaim | None = None
 
 
 def job_row(principal: Principal, op: Operation, params: dict[str, Any], *, sync: bool,
@@ -85,16 +96,18 @@ class GroupWriter:
         self.rounds = 0  # observability: transactions written (tests, /metrics later)
 
     async def submit(self, principal: Principal, op: Operation, params: dict[str, Any], *,
-                     sync: bool, options: JobOptions | None = None, base_url: str = "") -> Accepted:
+                     sync: bool, options: JobOptions | None = None, base_url: str = "",
+                     key: KeyClaim | None = None) -> Accepted:
         """Persist and publish one job; raises ``InsufficientCredits`` when the tenant cannot
-        pay for it (nothing is written for it then)."""
+        pay for it (nothing is written for it then). ``key``: the request's idempotency claim,
+        linked to the job in the same transaction."""
         metered = not principal.limits.unmetered
         cost = op.cost(params) if metered else 0
         retention = options.retention_seconds if options is not None else None
         pending = _Pending(job_row(principal, op, params, sync=sync, cost=cost, retention_seconds=retention),
                            cost, metered,
                            options if options is not None and options.webhook_url else None,
-                           base_url, asyncio.get_running_loop().create_future())
+                           base_url, asyncio.get_running_loop().create_future(), key)
         self._waiting.append(pending)
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._drain())
@@ -129,6 +142,9 @@ class GroupWriter:
                 for p in accepted:
                     if p.options is not None:
                         subscribe_job(session, p.row["id"], p.options, p.base_url)
+                    if p.key is not None:
+                        await session.execute(idempotency.link(p.key.tenant_id, p.key.key, p.key.token,
+                                                               p.row["id"]))
                 await session.commit()
         published = accepted
         if published:

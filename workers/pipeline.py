@@ -31,7 +31,7 @@ from core.jobs import claims, moves, sweeps, timing
 from core.models import Job
 from providers.base import RateLimited, Retryable, Submitted, UpstreamError, UpstreamTask
 from providers.plugin import AsyncProvider
-from workers import faultpoints
+from core import faultpoints
 from workers.context import Context
 from workers.outputs import finish
 from workers.pacing import INLINE_BELOW

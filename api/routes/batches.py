@@ -19,7 +19,8 @@ from api.envelope import success_response
 from api.errors import ApiError
 from core import batches
 from core.credits import InsufficientCredits
-from core.idempotency import fingerprint
+from core.idempotency import fingerprint, link
+from core.models import Batch
 from core.notify import ALL
 from core.tenants import Principal
 from core.retention import MIN_SECONDS
@@ -120,7 +121,18 @@ async def create_batch(request: Request, principal: EndpointLimited, session: Se
     return await idempotency.guarded(
         request, principal.tenant_id, key, print_, lock_seconds=BATCH_LOCK_SECONDS,
         work=lambda created: _create(request, upload, principal, session, base, settings.batch_max_lines,
-                                     created))
+                                     created),
+        recover=lambda batch_id: _recovered(session, principal, batch_id, base))
+
+
+async def _recovered(session: Any, principal: Principal, batch_id: str, base: str) -> JSONResponse:
+    """The answer for a batch created under an idempotency key whose first request died before
+    answering: the batch document as it stands now."""
+    batch = await session.get(Batch, batch_id)
+    if batch is None or batch.tenant_id != principal.tenant_id:
+        raise ApiError(404, f"batch {batch_id}, created with this {idempotency.HEADER}, no longer exists",
+                       code="expired", batch_id=batch_id)
+    return success_response(await session.run_sync(lambda s: batches.batch_document(s, batch, base)), 202)
 
 
 async def _read_upload(request: Request, fields: dict[str, Any], max_lines: int) -> _Upload:
@@ -177,6 +189,9 @@ async def _create(request: Request, upload: _Upload, principal: Principal, sessi
         batch = await session.run_sync(lambda s: batches.create(
             s, tenant_id=principal.tenant_id, metered=metered, parsed=parsed, options=options, base_url=base))
         doc = await session.run_sync(lambda s: batches.batch_document(s, batch, base))
+        if created is not None:  # the key knows its batch as soon as the batch exists
+            claim = created.claim
+            await session.execute(link(claim.tenant_id, claim.key, claim.token, batch.id))
         await session.commit()
     except InsufficientCredits as exc:
         await session.rollback()

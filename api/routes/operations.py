@@ -22,8 +22,8 @@ from api.errors import ApiError, call_upstream
 from core import intake
 from core.idempotency import CLAIM_GRACE_SECONDS, Replay, fingerprint
 from core.credits import InsufficientCredits
-from core.jobs.states import FINISHED_OR_EXPIRED, JobStatus, values
-from core.models import Job
+from core.jobs.states import FINISHED_OR_EXPIRED, JobStatus, public_status, values
+from core.models import Job, Tenant
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
 from core.tenants import Principal
@@ -110,7 +110,8 @@ def make_job_endpoint(op: Operation):
         lock = request.app.state.settings.sync_deadline_seconds + CLAIM_GRACE_SECONDS
         return await idempotency.guarded(request, principal.tenant_id, key, print_,
                                          lambda created: run(body, principal, request, created),
-                                         lock_seconds=lock, refresh=lambda replay: fresh_urls(request, replay))
+                                         lock_seconds=lock, refresh=lambda replay: fresh_urls(request, replay),
+                                         recover=lambda job_id: recovered(request, principal, job_id))
 
     async def run(body: Any, principal: Principal, request: Request, created: idempotency.Created | None) -> Any:
         settings: Settings = request.app.state.settings
@@ -124,7 +125,8 @@ def make_job_endpoint(op: Operation):
         options = await job_options(request, settings) if op.body != "form" else None
         try:
             accepted = await request.app.state.intake.submit(principal, run_op, params, sync=sync,
-                                                             options=options, base_url=base)
+                                                             options=options, base_url=base,
+                                                             key=created.claim if created else None)
         except InsufficientCredits as exc:
             raise ApiError(406, str(exc), code="insufficient_credits", credit_cost=exc.cost,
                            credits_remaining=exc.available) from None
@@ -178,6 +180,28 @@ async def _fingerprint(op: Operation, body: BaseModel, request: Request) -> str:
     if len(await request.body()) < _INLINE_HASH_BYTES:
         return fingerprint(endpoint, raw)
     return await run_in_threadpool(fingerprint, endpoint, raw)
+
+
+async def recovered(request: Request, principal: Principal, job_id: str) -> JSONResponse:
+    """The answer for a job created under an idempotency key whose first request died before
+    answering (api/idempotency.py): the job as it stands now, in the shape of the 202 (with the
+    result when it has completed)."""
+    async with request.app.state.sessions() as session:
+        job = await session.get(Job, job_id)
+        balance = None if principal.limits.unmetered else await session.scalar(
+            select(Tenant.credits).where(Tenant.id == principal.tenant_id))
+    if job is None or job.tenant_id != principal.tenant_id:
+        raise ApiError(404, f"request {job_id}, created with this {idempotency.HEADER}, no longer exists",
+                       code="expired", request_id=job_id)
+    base = base_url_of(request)
+    doc: dict[str, Any] = {"request_id": job.id, "status": public_status(job.status),
+                           "status_url": status_url(base, job.provider, job.id), "credit_cost": job.credit_cost,
+                           "credits_remaining": balance}
+    if job.status == JobStatus.COMPLETED.value:
+        doc["result"] = result_body(job, request.app.state.settings, base)
+    elif doc["status"] == "ERROR":
+        doc["error"] = error_body(job)
+    return success_response(doc, status_code=202)
 
 
 async def fresh_urls(request: Request, replay: Replay) -> str:

@@ -69,7 +69,8 @@ class Scenario:
                   "restarts": self.extra.get("restarts_text") or (", ".join(
                       f"{name} exited {n}×" for name, n in sorted(exits.items())) + ", relaunched by the harness"
                       if exits else "none"),
-                  "samples": self.traffic.errors, "wall_s": round(time.monotonic() - self.t0, 1)}
+                  "samples": self.traffic.errors, "no_answer": self.traffic.failures,
+                  "wall_s": round(time.monotonic() - self.t0, 1)}
         f = figures
         log(f"  accepted {f['accepted']}, completed {f['completed']}, errored {f['errored']}, stuck {f['stuck']}, "
             f"duplicates {f['dup_jobs']}, settle {f['settle_s']} s; submit answers during the fault "

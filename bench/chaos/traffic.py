@@ -62,6 +62,7 @@ class Traffic:
         self.accepted: dict[int, str] = {}  # n -> job id
         self.status_urls: list[str] = []
         self.errors: list[str] = []  # a few samples of unexpected answers
+        self.failures: list[str] = []  # a few samples of requests that got no answer at all
         self.next_n = 0
         self._stop = False
         self.loop = asyncio.new_event_loop()
@@ -145,7 +146,7 @@ class Traffic:
             outcome = answer_of(response)
         except Exception as exc:  # noqa: BLE001 - every failure is an outcome
             outcome = outcome_of(exc)
-            self._sample(f"{type(exc).__name__}: {exc}")
+            self._failure("submit", sent, exc)
         else:
             if response.status_code == 202:
                 try:
@@ -160,6 +161,11 @@ class Traffic:
         finally:
             sem.release()
         self.submits.append((sent, time.monotonic(), outcome, number))
+
+    def _failure(self, what: str, sent: float, exc: BaseException) -> None:
+        if len(self.failures) < 8:
+            self.failures.append(f"{what} sent at {sent:.2f} (monotonic), after {time.monotonic() - sent:.2f} s: "
+                                 f"{outcome_of(exc)}: {type(exc).__name__}: {exc!r}")
 
     def _sample(self, text: str) -> None:
         if len(self.errors) < 8:
@@ -186,6 +192,7 @@ class Traffic:
             outcome = answer_of(await self.client.get(url))
         except Exception as exc:  # noqa: BLE001
             outcome = outcome_of(exc)
+            self._failure("read", sent, exc)
         finally:
             sem.release()
         self.reads.append((sent, time.monotonic(), outcome))

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -236,3 +237,31 @@ def test_two_beats_one_leads_and_killing_the_leader_hands_over(rig_reset):
     assert rig.client.wait(job_id, timeout=60)["status"] == "COMPLETED"
     if leader == "beat":  # keep the module's "beat" name for later tests
         rig.procs["beat"] = rig.procs.pop("beat2")
+
+
+def test_an_api_killed_after_creating_a_keyed_job_answers_the_retry_from_that_job(rig_reset, tmp_path):
+    """The job is linked to its Idempotency-Key in the transaction that creates it: an API
+    process that dies before storing its answer leaves a key the retry adopts, not a second job."""
+    rig = rig_reset
+    marker, port = tmp_path / "api-crashed", free_port()
+    rig.start("api-crash", env={"VISIONGATE_FAULT_AT": f"idempotent_created:{marker}"}, port=port)
+    key, body = "crash-after-create-1", {"prompt": "keyed, then the API died", "sync": False}
+    path = "/api/v1/bria/image/generation/generate-image"
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=rig.client.http.headers, timeout=30) as c:
+        with pytest.raises(httpx.TransportError):  # no answer: the process died
+            c.post(path, json=body, headers={"Idempotency-Key": key})
+    assert marker.exists() and rig.procs["api-crash"].wait(10) == -signal.SIGKILL
+    rig.kill("api-crash")
+    with rig.engine.begin() as conn:
+        jobs = conn.execute(text("SELECT id FROM jobs WHERE params->>'prompt' = :p"), {"p": body["prompt"]}).all()
+        assert len(jobs) == 1
+        conn.execute(text("UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE key = :k"),
+                     {"k": key})  # ... the claim's lock has lapsed
+    retry = rig.client.http.post(path, json=body, headers={"Idempotency-Key": key})
+    assert retry.status_code == 202, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["result"]["request_id"] == jobs[0][0]
+    again = rig.client.http.post(path, json=body, headers={"Idempotency-Key": key})
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == retry.json()  # stored now
+    with rig.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM jobs WHERE params->>'prompt' = :p"), {"p": body["prompt"]}) == 1

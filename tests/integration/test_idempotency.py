@@ -398,3 +398,29 @@ def test_sweep_deletes_expired_keys_on_postgres(tenant_client):
     with session_factory()() as s:
         left = s.scalars(select(IdempotencyKey.key).where(IdempotencyKey.tenant_id == tenant_id)).all()
     assert left == ["fresh"]
+
+
+def test_a_batch_whose_first_request_died_before_answering_is_answered_from_the_batch(tenant_client):
+    """The batch is linked to its key in the transaction that creates it: when the API died
+    before storing the answer (here: the stored answer is taken back, as if never written), the
+    retry after the lock answers the batch as it stands and creates nothing."""
+    from core.db import session_factory
+    from core.models import IdempotencyKey, Tenant, utcnow
+
+    client = tenant_client("idem-batch-dead")
+    key = new_key()
+    first = client.http.post("/api/v1/batches", json={"requests": _lines(2, "batch, then a crash")},
+                             headers={"Idempotency-Key": key})
+    assert first.status_code == 202, first.text
+    batch_id = first.json()["result"]["id"]
+    with session_factory().begin() as s:
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "idem-batch-dead"))
+        row = s.get(IdempotencyKey, (tenant_id, key))
+        assert row.request_id == batch_id
+        row.state, row.status_code, row.response_body = "in_progress", None, None
+        row.locked_until = utcnow() - dt.timedelta(seconds=1)
+    retry = client.http.post("/api/v1/batches", json={"requests": _lines(2, "batch, then a crash")},
+                             headers={"Idempotency-Key": key})
+    assert retry.status_code == 202 and retry.headers[REPLAYED] == "true", retry.text
+    assert retry.json()["result"]["id"] == batch_id
+    assert state("idem-batch-dead")[3] == [batch_id] and len(state("idem-batch-dead")[1]) == 2

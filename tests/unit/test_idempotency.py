@@ -126,6 +126,23 @@ def test_a_dead_claim_is_taken_over_after_its_lock(sessions, tenant_id):
     assert claim(sessions, tenant_id, now=NOW + dt.timedelta(seconds=80)).body == '{"b":2}'
 
 
+def test_a_dead_claim_that_created_its_job_is_adopted_with_the_job(sessions, tenant_id):
+    """``link`` records the job in the creating transaction; a retry after the holder died
+    answers from that job (``request_id``) and the key keeps its first expiry."""
+    first = claim(sessions, tenant_id, lock=75.0, ttl=3600)
+    with sessions.begin() as s:
+        assert s.execute(idempotency.link(tenant_id, "k1", "not-the-token", "job-x")).rowcount == 0
+        assert s.execute(idempotency.link(tenant_id, "k1", first.token, "job-1")).rowcount == 1
+    assert claim(sessions, tenant_id, now=NOW + dt.timedelta(seconds=74)) == Busy()  # maybe still running
+    adopted = claim(sessions, tenant_id, now=NOW + dt.timedelta(seconds=76), ttl=9999)
+    assert isinstance(adopted, Claimed) and adopted.request_id == "job-1" and adopted.token != first.token
+    with sessions() as s:
+        assert s.get(IdempotencyKey, (tenant_id, "k1")).expires_at == NOW + dt.timedelta(seconds=3600)
+    # past its expiry the key is new again, whatever it once created
+    fresh = claim(sessions, tenant_id, now=NOW + dt.timedelta(seconds=3601))
+    assert isinstance(fresh, Claimed) and fresh.request_id is None
+
+
 def test_an_expired_key_is_a_new_key_and_the_sweep_deletes_it(sessions, tenant_id):
     first = claim(sessions, tenant_id, ttl=3600)
     with sessions.begin() as s:
@@ -197,8 +214,12 @@ def api(db, tenant_id):
 
         if key is None:
             return await work(lambda *a: None)
+        async def recover(request_id):
+            calls.append({"recovered": request_id})
+            return success_response({"request_id": request_id, "recovered": True}, 202)
+
         return await api_idem.guarded(request, tenant_id, key, idempotency.fingerprint("POST /make", body), work,
-                                      lock_seconds=60)
+                                      lock_seconds=60, recover=recover)
 
     client = TestClient(app, raise_server_exceptions=False)
     client.calls = calls
@@ -304,3 +325,29 @@ def test_tenant_deletion_takes_its_keys(sessions, tenant_id):
         s.delete(s.get(Tenant, tenant_id))
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_api_answers_from_the_job_a_dead_holder_created(api, db, tenant_id):
+    """The holder linked its job, then died before storing the answer: after the lock, the
+    retry answers from that job (``recover``), runs no work, and the answer is stored."""
+    print_ = idempotency.fingerprint("POST /make", {"p": 1})
+    with db[0].begin() as s:
+        held = idempotency.claim(s, tenant_id, "dead-1", print_, "POST /make", ttl=3600, lock_seconds=60)
+        s.execute(idempotency.link(tenant_id, "dead-1", held.token, "job-made"))
+    headers = {"Idempotency-Key": "dead-1"}
+    assert api.post("/make", json={"p": 1}, headers=headers).status_code == 409  # within its lock
+    with db[0].begin() as s:  # ... a minute later
+        s.get(IdempotencyKey, (tenant_id, "dead-1")).locked_until = utcnow() - dt.timedelta(seconds=1)
+    retry = api.post("/make", json={"p": 1}, headers=headers)
+    assert retry.status_code == 202 and retry.headers[idempotency.REPLAYED_HEADER] == "true"
+    assert retry.json()["result"] == {"request_id": "job-made", "recovered": True}
+    again = api.post("/make", json={"p": 1}, headers=headers)
+    assert again.json() == retry.json() and again.headers[idempotency.REPLAYED_HEADER] == "true"
+    assert api.calls == [{"recovered": "job-made"}]  # no work ran; recovered once, then stored
+
+
+def test_a_linked_claim_is_never_released(db, tenant_id):
+    with db[0].begin() as s:
+        held = idempotency.claim(s, tenant_id, "linked", "f", "POST /x", ttl=3600, lock_seconds=60)
+        s.execute(idempotency.link(tenant_id, "linked", held.token, "job-1"))
+        assert not idempotency.release(s, tenant_id, "linked", held.token)

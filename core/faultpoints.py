@@ -6,8 +6,10 @@ with ``:pause``, waits until the test deletes the marker (at most a minute) and 
 breaks something (stops the database, say) at exactly that moment. Ignored unless
 ``VISIONGATE_ENV`` is ``development`` or ``test``: a production process never faults on purpose.
 
-Points: ``after_send`` (the upstream answered a submit; its task id is not recorded yet) and
-``after_record`` (the task id is recorded; the rest of the start's bookkeeping is not done).
+Points: ``after_send`` (a worker: the upstream answered a submit; its task id is not recorded
+yet), ``after_record`` (a worker: the task id is recorded; the rest of the start's bookkeeping is
+not done) and ``idempotent_created`` (the API: a request with an ``Idempotency-Key`` created its
+job or batch; its answer is not stored yet).
 """
 
 from __future__ import annotations
