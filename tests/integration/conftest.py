@@ -199,3 +199,18 @@ def bc(system: System, bria_key: str):  # noqa: ANN201 - an Iterator of Client
     c = Client(system.api_url, bria_key)
     yield c
     c.http.close()
+
+
+@pytest.fixture
+def tenant_client(system, make_key):
+    """A metered (pro) tenant of its own per test, and a client for it."""
+    made = []
+
+    def _make(name: str) -> Client:
+        c = Client(system.api_url, make_key(name, "pro"))
+        made.append(c)
+        return c
+
+    yield _make
+    for c in made:
+        c.http.close()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
-import json
 import uuid
 
 import httpx
@@ -57,21 +55,6 @@ def set_credits(tenant: str, amount: int) -> None:
     with session_factory().begin() as s:
         row = s.scalar(select(Tenant).where(Tenant.name == tenant))
         credits.grant(s, row.id, amount - row.credits, "idempotency test")
-
-
-@pytest.fixture
-def tenant_client(system: System, make_key):
-    """A metered (pro) tenant of its own per test, and a client for it."""
-    made = []
-
-    def _make(name: str) -> Client:
-        c = Client(system.api_url, make_key(name, "pro"))
-        made.append(c)
-        return c
-
-    yield _make
-    for c in made:
-        c.http.close()
 
 
 def post(client: Client, body: dict, key: str | None, path: str = GEN, **kw) -> httpx.Response:
@@ -300,68 +283,6 @@ def test_a_claim_whose_holder_died_is_taken_over(tenant_client):
     assert len(state("idem-dead")[1]) == 1
 
 
-# --------------------------------------------------------------------------- batches
-def _lines(n: int, prompt: str = "a batch of retried bicycles") -> list[dict]:
-    return [{"custom_id": f"line-{i}", "endpoint": GEN, "body": {"prompt": prompt, "seed": i}} for i in range(n)]
-
-
-def test_batch_create_replays_and_keys_the_whole_upload(tenant_client):
-    client = tenant_client("idem-batch")
-    before = state("idem-batch")[0]
-    key = new_key()
-    first = client.http.post("/api/v1/batches", json={"requests": _lines(3)}, headers={"Idempotency-Key": key})
-    assert first.status_code == 202, first.text
-    batch_id = first.json()["result"]["id"]
-    again = client.http.post("/api/v1/batches", json={"requests": _lines(3)}, headers={"Idempotency-Key": key})
-    assert again.status_code == 202 and again.headers[REPLAYED] == "true"
-    assert again.json() == first.json()
-    other = client.http.post("/api/v1/batches", json={"requests": _lines(4)}, headers={"Idempotency-Key": key})
-    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
-    # options are part of the request: the same lines with another option are another request
-    skip = client.http.post("/api/v1/batches", json={"requests": _lines(3)}, params={"on_invalid": "skip"},
-                            headers={"Idempotency-Key": key})
-    assert skip.status_code == 422 and skip.json()["error"]["code"] == "idempotency_key_reused"
-    credits, jobs, reserves, batches = state("idem-batch")
-    assert batches == [batch_id] and len(jobs) == 3 and reserves == 3
-    assert credits == before - first.json()["result"]["credit_cost"]
-
-
-def test_batch_file_upload_replays_whatever_the_multipart_boundary(tenant_client):
-    client = tenant_client("idem-batch-file")
-    key = new_key()
-    content = "".join(json.dumps(line) + "\n" for line in _lines(2)).encode()
-
-    def upload(data: bytes) -> httpx.Response:  # httpx draws a new boundary for every request
-        return client.http.post("/api/v1/batches", headers={"Idempotency-Key": key},
-                                files={"file": ("batch.jsonl", io.BytesIO(data), "application/jsonl")})
-
-    first = upload(content)
-    assert first.status_code == 202, first.text
-    again = upload(content)
-    assert again.status_code == 202 and again.headers[REPLAYED] == "true"
-    assert again.json()["result"]["id"] == first.json()["result"]["id"]
-    changed = upload(content.replace(b"line-1", b"line-X"))
-    assert changed.status_code == 422 and changed.json()["error"]["code"] == "idempotency_key_reused"
-    # a raw JSONL body is keyed by its bytes
-    raw_key = new_key()
-    raw = [client.http.post("/api/v1/batches", content=content,
-                            headers={"Idempotency-Key": raw_key, "Content-Type": "application/jsonl"}) for _ in range(2)]
-    assert [r.status_code for r in raw] == [202, 202] and raw[1].headers[REPLAYED] == "true"
-    assert raw[0].json()["result"]["id"] == raw[1].json()["result"]["id"]
-    assert len(state("idem-batch-file")[3]) == 2
-
-
-def test_an_invalid_batch_is_not_kept(tenant_client):
-    client = tenant_client("idem-batch-invalid")
-    key = new_key()
-    bad = _lines(2) + [{"custom_id": "bad", "endpoint": GEN, "body": {"prompt": ""}}]
-    refused = client.http.post("/api/v1/batches", json={"requests": bad}, headers={"Idempotency-Key": key})
-    assert refused.status_code == 422 and refused.json()["detail"][0]["type"] == "invalid_line"
-    assert key_row("idem-batch-invalid", key) is None
-    fixed = client.http.post("/api/v1/batches", json={"requests": _lines(2)}, headers={"Idempotency-Key": key})
-    assert fixed.status_code == 202 and REPLAYED not in fixed.headers
-
-
 # --------------------------------------------------------------------------- OpenAPI, sweep
 def test_openapi_documents_the_header_on_every_creating_route(system: System):
     from providers.base import Kind
@@ -398,29 +319,3 @@ def test_sweep_deletes_expired_keys_on_postgres(tenant_client):
     with session_factory()() as s:
         left = s.scalars(select(IdempotencyKey.key).where(IdempotencyKey.tenant_id == tenant_id)).all()
     assert left == ["fresh"]
-
-
-def test_a_batch_whose_first_request_died_before_answering_is_answered_from_the_batch(tenant_client):
-    """The batch is linked to its key in the transaction that creates it: when the API died
-    before storing the answer (here: the stored answer is taken back, as if never written), the
-    retry after the lock answers the batch as it stands and creates nothing."""
-    from core.db import session_factory
-    from core.models import IdempotencyKey, Tenant, utcnow
-
-    client = tenant_client("idem-batch-dead")
-    key = new_key()
-    first = client.http.post("/api/v1/batches", json={"requests": _lines(2, "batch, then a crash")},
-                             headers={"Idempotency-Key": key})
-    assert first.status_code == 202, first.text
-    batch_id = first.json()["result"]["id"]
-    with session_factory().begin() as s:
-        tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == "idem-batch-dead"))
-        row = s.get(IdempotencyKey, (tenant_id, key))
-        assert row.request_id == batch_id
-        row.state, row.status_code, row.response_body = "in_progress", None, None
-        row.locked_until = utcnow() - dt.timedelta(seconds=1)
-    retry = client.http.post("/api/v1/batches", json={"requests": _lines(2, "batch, then a crash")},
-                             headers={"Idempotency-Key": key})
-    assert retry.status_code == 202 and retry.headers[REPLAYED] == "true", retry.text
-    assert retry.json()["result"]["id"] == batch_id
-    assert state("idem-batch-dead")[3] == [batch_id] and len(state("idem-batch-dead")[1]) == 2
