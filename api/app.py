@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IntakeMiddleware, max_body_bytes=settings.max_body_bytes,
                        path_limits={"/api/v1/batches": settings.batch_max_bytes}, form_paths=form_paths())
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(errors.ErrorBarrier)  # last added: outermost of ours (see its docstring)
     app.include_router(health.router)
     app.include_router(build_router())
     app.include_router(status.router)

@@ -141,6 +141,40 @@ async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
                           {"X-Request-ID": request_id}, request_id=request_id)
 
 
+class ErrorBarrier:
+    """The outermost of the app's own middleware: an exception that escaped everything inside
+    (the status fast path and the intake middleware run outside FastAPI's exception handling)
+    gets its answer here, as ``_unexpected`` makes it (503 with Retry-After for a backing
+    service, else 500 in the error shape), and goes no further. Starlette's
+    ServerErrorMiddleware would answer it too, but then raises it on to the server, and uvicorn
+    closes the connection of a request whose app raised, even after a complete answer: the next
+    request a keep-alive client sends on it gets no answer at all (``make chaos`` counted these as
+    closed connections during a PostgreSQL outage). An exception after the answer has begun
+    still goes on: that answer cannot be completed."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 # --------------------------------------------------------------------------- 422s
 CLIP_CHARS = 64  # an error item shows at most this much of a long input value
 

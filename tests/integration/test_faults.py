@@ -5,6 +5,8 @@ upstream twice when that can be avoided, and no request gets a 500."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import signal
@@ -265,3 +267,39 @@ def test_an_api_killed_after_creating_a_keyed_job_answers_the_retry_from_that_jo
     assert again.headers["Idempotent-Replayed"] == "true" and again.json() == retry.json()  # stored now
     with rig.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM jobs WHERE params->>'prompt' = :p"), {"p": body["prompt"]}) == 1
+
+
+def test_a_database_outage_answers_503_and_keeps_the_connection_open(rig_reset):
+    """Every request during a database outage gets its 503, and the keep-alive connection stays
+    usable: the server closed a connection whose request had raised, even after answering it, so
+    a client's next request on it got no answer (seen as closed connections in `make chaos`)."""
+    rig = rig_reset
+    port = free_port()
+    # It reaches the database through the proxy, and keeps keys it has checked (as in production),
+    # so status reads take the fast path, which runs outside FastAPI's exception handling.
+    rig.start("api-cut", env={**rig.worker_env, "VISIONGATE_AUTH_CACHE_SECONDS": "60"}, port=port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"X-API-Key": rig.client.http.headers["X-API-Key"], "Content-Type": "application/json"}
+
+    def ask(method: str, path: str, body: str | None = None) -> tuple[int, dict, bytes]:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+
+    assert ask("GET", "/api/v1/bria/status/" + "0" * 32)[0] == 404  # the key is known (cached) now
+    sock = conn.sock
+    rig.proxy.cut()
+    try:
+        for n in range(3):  # the status fast path, a submit, the job view: one connection
+            for method, path, body in (("GET", f"/api/v1/bria/status/{n:032d}", None),
+                                       ("POST", "/api/v1/bria/image/generation/generate-image",
+                                        json.dumps({"prompt": f"cut {n}", "sync": False})),
+                                       ("GET", f"/api/v1/jobs/{n:032d}", None)):
+                status, got, raw = ask(method, path, body)
+                assert status == 503 and got.get("retry-after"), (method, path, status, raw[:300])
+                assert json.loads(raw)["error"]["code"] == "service_unavailable"
+                assert conn.sock is sock  # the same connection, still open
+    finally:
+        rig.proxy.restore()
+        conn.close()
+    assert "Exception in ASGI application" not in rig.log_path("api-cut").read_text()
