@@ -19,7 +19,17 @@ from workers.app import CANCEL_TASK, poll_queue, publish
 router = APIRouter(route_class=StrictRoute)
 
 _CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Cancelled: the job document (`state` CANCELLED, status ERROR with code `cancelled`)"},
+    200: {"description": "Cancelled: the job document (`state` CANCELLED, status ERROR with code `cancelled`), "
+                         "`cancelled_from` (the state it was in) and `credits_captured` (true: the upstream "
+                         "bills the task regardless, so its credits are kept)",
+          "content": {"application/json": {"example": {"status": "success", "result": {
+              "status": "ERROR", "request_id": "568acbc8271246b8b460a9db4d23bbaa", "result": None,
+              "error": {"code": "cancelled", "message": "cancelled by the client (queued)"},
+              "id": "568acbc8271246b8b460a9db4d23bbaa", "provider": "bria", "operation": "bria.generate_image",
+              "state": "CANCELLED", "progress": None, "attempts": 0, "created_at": "2026-12-06T08:00:00Z",
+              "started_at": None, "finished_at": "2026-12-06T08:00:05Z", "expires_at": "2026-12-09T08:00:05Z",
+              "retained_until": "2026-12-09T08:00:05Z", "retention_seconds": 259200,
+              "cancelled_from": "QUEUED", "credits_captured": False}}}}},
     404: {"description": "`not_found`: no such job of this tenant; `expired`: past its retention"},
     409: {"description": "The job had already finished; `state` says how",
           "content": {"application/json": {"example": {"status": "error", "error": {

@@ -27,7 +27,8 @@ from core.models import Job, Tenant
 from core.results import error_body, input_fault, result_body
 from core.settings import Settings
 from core.tenants import Principal
-from core.webhooks.schemas import JobOptions
+from core.webhooks.schemas import (DEFAULT_JOB_EVENTS, JOB_EVENTS, JOB_PROGRESS, PROGRESS_GAP_SECONDS,
+                                   SHORT_NAMES, JobOptions)
 from core import media_inputs
 from providers.base import InvalidRequest, Kind, Operation
 from providers.plugin import UpstreamDefaults
@@ -36,19 +37,21 @@ from api.strict import StrictRoute
 
 FINAL_VALUES = frozenset(values(FINISHED_OR_EXPIRED))  # a sync wait ends on any of them
 
-WEBHOOK_OPTIONS_DOC = """
+WEBHOOK_OPTIONS_DOC = f"""
 
 **Webhooks** (visiongate extension; the fields are read from the same JSON body): `webhook_url`
 (http/https, public address) receives the job's events signed per Standard Webhooks;
-`webhook_events` picks them: `job.started`, `job.completed`, `job.failed` (or `started`,
-`completed`, `failed`), default the final event only. A bad value answers 422 with
-`loc: ["body", "webhook_url"]` and creates no job.
+`webhook_events` picks them: {", ".join(f"`{e}`" for e in JOB_EVENTS)} (or
+{", ".join(f"`{short}`" for short in SHORT_NAMES)}; `{JOB_PROGRESS}` at most once per job every
+{PROGRESS_GAP_SECONDS:.0f} s), default the final events ({", ".join(f"`{e}`" for e in DEFAULT_JOB_EVENTS)}).
+A bad value answers 422 with `loc: ["body", "webhook_url"]` (or `webhook_events`) and creates no
+job.
 
 **Retention** (visiongate extension, same JSON body): `retention_seconds`, an integer from 60 to
 the server's maximum (`VISIONGATE_MAX_RETENTION_SECONDS`, default 604800 = 7 days), sets how long
 the job's outputs are kept after it finishes; default the server's retention
-(`VISIONGATE_RETENTION_SECONDS`, 72 h). Example: `{"prompt": "a red bicycle",
-"retention_seconds": 3600}`. The status document's `expires_at` says when the job expires (null
+(`VISIONGATE_RETENTION_SECONDS`, 72 h). Example: `{{"prompt": "a red bicycle",
+"retention_seconds": 3600}}`. The status document's `expires_at` says when the job expires (null
 until it finishes); result URLs can be re-minted by reading the status again until then, and
 afterwards every read of the job answers 404 with code `expired`. A value that is not an integer
 or is out of range answers 422 with `loc: ["body", "retention_seconds"]` and creates no job."""

@@ -47,12 +47,12 @@ async def _endpoint(session: SessionDep, tenant_id: str, endpoint_id: str):
     return ep
 
 
-@router.post("/api/v1/webhooks/endpoints", status_code=201, summary="Create Webhook Endpoint")
+@router.post("/api/v1/webhooks/endpoints", status_code=201, summary="Create Webhook Endpoint", description=(
+    "A default endpoint: it receives the chosen `events` of all the tenant's jobs and batches, besides any "
+    f"`webhook_url` given with a request. Events: {', '.join(f'`{e}`' for e in schemas.ALL_EVENTS)}; default "
+    f"every final event ({', '.join(f'`{e}`' for e in schemas.DEFAULT_ENDPOINT_EVENTS)})."))
 async def create_endpoint(data: schemas.EndpointIn, principal: EndpointLimited, session: SessionDep,
                           base: BaseUrlDep) -> dict[str, Any]:
-    """A default endpoint: it receives the chosen events (default: every final event —
-    `job.completed`, `job.failed`, `batch.completed`, `batch.cancelled`) of all the tenant's jobs
-    and batches, besides any `webhook_url` given with a request."""
     ep = await session.run_sync(endpoints.create_endpoint, principal.tenant_id, data, base)
     doc = endpoints.endpoint_document(ep)
     await session.commit()
