@@ -54,3 +54,24 @@ def test_the_status_route_shows_progress_and_place_in_line(openapi):
     assert examples["running"]["value"]["progress"] == 0.4
     assert examples["waiting"]["value"]["queue_position"] == 3
     assert "expires_at" in examples["completed"]["value"]
+
+
+def test_each_provider_page_says_what_cancelling_costs():
+    """Every provider with job endpoints says on its page what a cancel means for billing, as its
+    plug-in declares it (``upstream_cancel``: the upstream task is stopped, credits released)."""
+    from pathlib import Path
+
+    from providers.registry import PLUGINS
+
+    root = Path(__file__).resolve().parents[2]
+    pages = 0
+    for plugin in PLUGINS:
+        if not any(op.kind.value == "job" for op in plugin.operations) or not plugin.docs:
+            continue
+        text = (root / plugin.docs).read_text(encoding="utf-8")
+        assert "### Cancelling" in text, plugin.name
+        section = text[text.index("### Cancelling"):].split("\n## ", 1)[0]
+        keeps = "credits_captured: true" in section
+        assert keeps != plugin.upstream_cancel, plugin.name
+        pages += 1
+    assert pages >= 4
