@@ -7,7 +7,8 @@ breaks something (stops the database, say) at exactly that moment. Ignored unles
 ``VISIONGATE_ENV`` is ``development`` or ``test``: a production process never faults on purpose.
 
 Points: ``after_send`` (a worker: the upstream answered a submit; its task id is not recorded
-yet), ``after_record`` (a worker: the task id is recorded; the rest of the start's bookkeeping is
+yet), ``after_note`` (a worker: the task id is noted in the host's journal, not yet in the
+database), ``after_record`` (a worker: the task id is recorded; the rest of the start's bookkeeping is
 not done) and ``idempotent_created`` (the API: a request with an ``Idempotency-Key`` created its
 job or batch; its answer is not stored yet).
 """

@@ -5,7 +5,8 @@ Every ``lease / 3`` seconds the heartbeat thread
 
 * writes the task ids left in the journal (workers/journal.py) to their jobs and moves those
   jobs on to SUBMITTED (``on_recorded``), so an id that waited out a database outage is
-  polled as soon as the database is back;
+  polled as soon as the database is back; the notes of processes that died between an
+  upstream's answer and the database write are adopted into the journal first;
 * extends the start lease of every job the process holds (one UPDATE): the lease is short
   (``VISIONGATE_START_LEASE_SECONDS``, 15 s), so the jobs of a worker that died are recovered
   within seconds, while a live worker's are never taken from it;
@@ -97,6 +98,10 @@ class Holdings:
 
     def beat(self) -> None:
         ok = True
+        try:
+            self.journal.adopt_dead_notes()
+        except OSError:  # the journal's folder itself is unreadable: the starts still read notes
+            log.warning("journal: notes not read", exc_info=True)
         for job_id, tasks in self.journal.entries():
             try:
                 with self._sessions.begin() as session:

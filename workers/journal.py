@@ -6,6 +6,14 @@ not answer within a few quick retries, the id is written here (one small file pe
 renamed into place), and the worker's heartbeat (workers/holdings.py) writes it to the row as
 soon as the database is back. A worker that restarts replays what a previous process of the same
 data directory left, and a start reads the journal before it would submit a job again.
+
+Before the database write is even tried, the ids are *noted* here (``note``: a plain write, no
+fsync, named with the process id; gone once the row has them). A process killed between the
+upstream's answer and its database commit, a few milliseconds in which a SIGKILL used to cost a
+second submit, leaves the note behind: a start reads it like an entry, and the heartbeat of a
+live process on the host turns the notes of dead processes into entries (``adopt_dead_notes``),
+which it then writes to their rows. A note has to outlive its process, not the machine: the
+kernel keeps what was written when a process dies.
 """
 
 from __future__ import annotations
@@ -46,14 +54,56 @@ class Journal:
         finally:
             os.close(fd)
 
-    def get(self, job_id: str) -> list[dict[str, Any]] | None:
+    def note(self, job_id: str, tasks: list[dict[str, Any]]) -> None:
+        """The ids of a submit the upstream just accepted, before the database write (no fsync:
+        see the module docstring); ``clear_note`` once they are safe elsewhere."""
+        path = self._note_path(job_id, os.getpid())
+        tmp = path.with_suffix(".notetmp")
         try:
-            return json.loads(self._path(job_id).read_text(encoding="utf-8"))["tasks"]
+            tmp.write_text(json.dumps({"job_id": job_id, "tasks": tasks}), encoding="utf-8")
         except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, OSError):
-            log.warning("unreadable journal entry for job %s", job_id, exc_info=True)
-            return None
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"job_id": job_id, "tasks": tasks}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def clear_note(self, job_id: str) -> None:
+        try:
+            self._note_path(job_id, os.getpid()).unlink()
+        except FileNotFoundError:
+            pass
+
+    def _note_path(self, job_id: str, pid: int) -> Path:
+        return self._path(job_id).with_suffix(f".{pid}.note")
+
+    def adopt_dead_notes(self) -> int:
+        """Notes left by processes that are gone become entries (the heartbeat then writes them
+        to their rows); returns how many."""
+        adopted = 0
+        for path in sorted(self.folder.glob("*.note*")) if self.folder.is_dir() else ():
+            job_id, _, pid = path.stem.rpartition(".")
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                if path.suffix == ".notetmp" or self._path(job_id).exists():  # half-written, or known
+                    path.unlink()
+                else:
+                    os.replace(path, self._path(job_id))
+                    adopted += 1
+                    log.warning("journal: task ids of job %s noted by dead process %s adopted", job_id, pid)
+            except (OSError, ValueError):
+                log.warning("journal: note %s not adopted", path.name, exc_info=True)
+        return adopted
+
+    def get(self, job_id: str) -> list[dict[str, Any]] | None:
+        """The job's entry, else a note left for it (by any process)."""
+        for path in (self._path(job_id), *sorted(self.folder.glob(f"{job_id}.*.note"))):
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))["tasks"]
+            except FileNotFoundError:
+                continue
+            except (ValueError, KeyError, OSError):
+                log.warning("unreadable journal entry %s", path.name, exc_info=True)
+        return None
 
     def entries(self) -> list[tuple[str, list[dict[str, Any]]]]:
         if not self.folder.is_dir():
@@ -66,7 +116,19 @@ class Journal:
         return found
 
     def remove(self, job_id: str) -> None:
-        try:
-            self._path(job_id).unlink()
-        except FileNotFoundError:
-            pass
+        """The job's entry and any notes left for it."""
+        for path in (self._path(job_id), *self.folder.glob(f"{job_id}.*.note")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -179,7 +179,14 @@ def _submitted(ctx: Context, job: claims.Claimed, provider: Any, outcome: Any) -
     if isinstance(outcome, Submitted):
         tasks = [{**asdict(t), "done": False, "outputs": [], "meta": {}} for t in outcome.tasks]
         faultpoints.reached("after_send")
-        if not _record_tasks(ctx, job, provider, tasks):
+        journal = ctx.holdings.journal if ctx.holdings is not None else None
+        if journal is not None:  # outlives this process if it dies before the row has them
+            journal.note(job.id, tasks)
+            faultpoints.reached("after_note")
+        recorded = _record_tasks(ctx, job, provider, tasks)
+        if journal is not None:  # in the row, in the journal, or orphaned: the note is done
+            journal.clear_note(job.id)
+        if not recorded:
             return
         faultpoints.reached("after_record")
         _after_record(ctx, job, tasks)

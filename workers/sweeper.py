@@ -31,9 +31,15 @@ def sweep(ctx: Context) -> dict[str, int]:
     # Lost starts are recovered only once this process has seen the database answer for a whole
     # lease: after an outage every lease has run out, and live workers renew theirs first.
     recover = ctx.holdings is None or ctx.holdings.healthy_for() >= s.start_lease_seconds
+    journal = ctx.holdings.journal if ctx.holdings is not None else None
+    noted_here: list[str] = []
     with ctx.sessions.begin() as session:
         for lost in (sweeps.lost_starts(session, s.sweep_batch) if recover else []):
-            if lost.recorded:  # its task ids are safe: poll them, never submit again
+            # Ids a dead process of this host noted but never wrote (workers/journal.py) count too.
+            noted = journal.get(lost.id) if journal is not None and not lost.recorded else None
+            if noted and moves.record_tasks(session, lost.id, noted):
+                noted_here.append(lost.id)
+            if lost.recorded or lost.id in noted_here:  # its task ids are safe: poll them, never submit again
                 moves.resume(session, lost.id)
             elif lost.attempts >= s.max_start_attempts:
                 if moves.fail(session, lost.id, "worker_lost",
@@ -47,6 +53,8 @@ def sweep(ctx: Context) -> dict[str, int]:
                          f"the job did not finish within {s.job_timeout_seconds:.0f} s", s.retention_seconds):
                 ctx.notifier.job_finished(job_id)
                 counts["timed_out"] += 1
+    for job_id in noted_here:  # in their rows now
+        journal.remove(job_id)
 
     requeue_after, providers, held_stale = _lost_messages(ctx)
     with ctx.sessions.begin() as session:

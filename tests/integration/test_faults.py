@@ -138,6 +138,19 @@ def test_a_worker_killed_between_send_and_record_leaves_a_counted_possible_dupli
     assert job_row(rig, job_id)["uncertain_submits"] == 1
 
 
+def test_a_worker_killed_after_noting_the_task_id_does_not_submit_again(rig_reset, tmp_path):
+    """Killed after the id is noted in the host's journal, before the database has it (the
+    window that remains is the upstream's answer reaching us): resumed, not resubmitted."""
+    rig = rig_reset
+    marker = tmp_path / "crashed"
+    rig.start("supervised-worker", env={**rig.worker_env, "VISIONGATE_FAULT_AT": f"after_note:{marker}"})
+    job_id = submit(rig, "killed after noting")
+    assert rig.client.wait(job_id, timeout=60)["status"] == "COMPLETED"
+    assert marker.exists()
+    assert submits(rig) == 1
+    assert job_row(rig, job_id)["uncertain_submits"] == 0
+
+
 def test_a_database_outage_while_the_task_id_is_recorded_does_not_submit_again(rig_reset, tmp_path):
     rig = rig_reset
     pause = tmp_path / "paused"

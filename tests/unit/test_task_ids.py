@@ -5,6 +5,9 @@ by recovery; orphaned tasks are cancelled where the provider can; possible dupli
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
 
 import pytest
 from sqlalchemy import update
@@ -188,3 +191,80 @@ def test_lost_starts_say_whether_ids_are_recorded(held):
             status="RUNNING", upstream_tasks=[{"id": "x"}], lease_until=utcnow() - dt.timedelta(seconds=1)))
     with ctx.sessions() as s:
         assert sweeps.lost_starts(s, 10) == [(job_id, 0, True)]
+
+
+def _die_at(point: str):
+    def reached(p: str) -> None:
+        if p == point:
+            raise SystemExit
+    return reached
+
+
+def test_a_worker_killed_after_noting_the_ids_is_resumed_by_recovery(held, monkeypatch):
+    """Killed between the upstream's answer and the database write: the note it left in the
+    host's journal is read by the lost-start recovery, which polls the task: one submit, and
+    the job is not counted as a possible duplicate."""
+    fake = FakeProvider(["task", "done"])
+    ctx = held(fake)
+    ctx.holdings._healthy_since -= 10
+    job_id = new_job(ctx)
+    monkeypatch.setattr(pipeline.faultpoints, "reached", _die_at("after_note"))
+    with pytest.raises(SystemExit):
+        pipeline.start(ctx, job_id)
+    assert row(ctx, job_id).upstream_tasks is None  # not in the row
+    assert ctx.holdings.journal.get(job_id)[0]["id"] == "fake-task-1"  # but noted
+    ctx.holdings.discard(job_id)
+    expire_lease(ctx, job_id)
+    assert sweeper.sweep(ctx)["recovered"] == 1
+    job = row(ctx, job_id)
+    assert job.status == "SUBMITTED" and job.uncertain_submits == 0
+    assert job.upstream_tasks[0]["id"] == "fake-task-1" and ctx.holdings.journal.get(job_id) is None
+    pipeline.poll(ctx, job_id)
+    assert row(ctx, job_id).status == "COMPLETED"
+    assert [c for c in fake.calls if c[0] == "submit"] == [("submit", "fake.render")]
+
+
+def test_a_claim_reads_a_note_before_it_would_submit_again(held, monkeypatch):
+    fake = FakeProvider(["task", "done"])
+    ctx = held(fake)
+    job_id = new_job(ctx)
+    monkeypatch.setattr(pipeline.faultpoints, "reached", _die_at("after_note"))
+    with pytest.raises(SystemExit):
+        pipeline.start(ctx, job_id)
+    monkeypatch.setattr(pipeline.faultpoints, "reached", lambda p: None)
+    with ctx.sessions.begin() as s:  # requeued (say by a sweeper of another host), claimed here
+        s.execute(update(Job).where(Job.id == job_id).values(status="QUEUED", run_at=utcnow(), lease_until=None))
+    pipeline.start(ctx, job_id)
+    assert row(ctx, job_id).status == "SUBMITTED" and ctx.holdings.journal.get(job_id) is None
+    assert [c for c in fake.calls if c[0] == "submit"] == [("submit", "fake.render")]
+
+
+def test_a_normal_start_leaves_no_note(held):
+    ctx = held(FakeProvider(["task"]))
+    job_id = new_job(ctx)
+    pipeline.start(ctx, job_id)
+    assert row(ctx, job_id).status == "SUBMITTED"
+    assert not list((ctx.holdings.journal.folder).glob("*"))
+
+
+def test_the_heartbeat_adopts_only_the_notes_of_dead_processes(held, tmp_path):
+    ctx = held(FakeProvider(["done"]))
+    dead, live = new_job(ctx), new_job(ctx)
+    with ctx.sessions.begin() as s:
+        s.execute(update(Job).where(Job.id.in_([dead, live])).values(status="RUNNING", attempts=1))
+    journal = ctx.holdings.journal
+    task = [{"id": "fake-task-7", "status_url": None, "done": False, "outputs": [], "meta": {}}]
+    journal.note(live, task)  # this process: alive, its start thread is about to record it
+    gone = _dead_pid()
+    journal.folder.joinpath(f"{dead}.{gone}.note").write_text(json.dumps({"job_id": dead, "tasks": task}))
+    journal.folder.joinpath(f"{dead}.{gone}.notetmp").write_text("{half")
+    ctx.holdings.beat()
+    assert row(ctx, dead).upstream_tasks[0]["id"] == "fake-task-7" and row(ctx, dead).status == "SUBMITTED"
+    assert row(ctx, live).upstream_tasks is None  # left to its own (live) process
+    assert sorted(p.name for p in journal.folder.iterdir()) == [f"{live}.{os.getpid()}.note"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
