@@ -114,41 +114,23 @@ def submit(rig, prompt: str) -> str:
     return resp.json()["result"]["request_id"]
 
 
-def test_a_worker_killed_after_recording_the_task_id_does_not_submit_again(rig_reset, tmp_path):
+# Where a worker process is killed during a start, and what recovery must make of it:
+# after_send   the upstream answered, nothing kept yet: Bria offers no lookup by our reference
+#              and no cancel, so recovery submits again and says so on the job;
+# after_note   the id is noted in the host's journal, not yet in the database (what remains
+#              of the window is the answer reaching us): resumed, not resubmitted;
+# after_record the id is in the job's row, the rest of the start is not done: resumed.
+@pytest.mark.parametrize("point,upstream_submits,uncertain", [
+    ("after_send", 2, 1), ("after_note", 1, 0), ("after_record", 1, 0)])
+def test_a_worker_killed_during_a_start(rig_reset, tmp_path, point, upstream_submits, uncertain):
     rig = rig_reset
     marker = tmp_path / "crashed"
-    rig.start("supervised-worker", env={**rig.worker_env, "VISIONGATE_FAULT_AT": f"after_record:{marker}"})
-    job_id = submit(rig, "killed after recording")
+    rig.start("supervised-worker", env={**rig.worker_env, "VISIONGATE_FAULT_AT": f"{point}:{marker}"})
+    job_id = submit(rig, f"killed at {point}")
     assert rig.client.wait(job_id, timeout=60)["status"] == "COMPLETED"
     assert marker.exists()  # it did die there (and `visiongate worker` started it again)
-    assert submits(rig) == 1
-    assert job_row(rig, job_id)["uncertain_submits"] == 0
-
-
-def test_a_worker_killed_between_send_and_record_leaves_a_counted_possible_duplicate(rig_reset, tmp_path):
-    rig = rig_reset
-    marker = tmp_path / "crashed"
-    rig.start("supervised-worker", env={**rig.worker_env, "VISIONGATE_FAULT_AT": f"after_send:{marker}"})
-    job_id = submit(rig, "killed after sending")
-    assert rig.client.wait(job_id, timeout=60)["status"] == "COMPLETED"
-    assert marker.exists()
-    # Bria offers no lookup by our reference and no cancel: recovery can only submit again,
-    # and says so on the job.
-    assert submits(rig) == 2
-    assert job_row(rig, job_id)["uncertain_submits"] == 1
-
-
-def test_a_worker_killed_after_noting_the_task_id_does_not_submit_again(rig_reset, tmp_path):
-    """Killed after the id is noted in the host's journal, before the database has it (the
-    window that remains is the upstream's answer reaching us): resumed, not resubmitted."""
-    rig = rig_reset
-    marker = tmp_path / "crashed"
-    rig.start("supervised-worker", env={**rig.worker_env, "VISIONGATE_FAULT_AT": f"after_note:{marker}"})
-    job_id = submit(rig, "killed after noting")
-    assert rig.client.wait(job_id, timeout=60)["status"] == "COMPLETED"
-    assert marker.exists()
-    assert submits(rig) == 1
-    assert job_row(rig, job_id)["uncertain_submits"] == 0
+    assert submits(rig) == upstream_submits
+    assert job_row(rig, job_id)["uncertain_submits"] == uncertain
 
 
 def test_a_database_outage_while_the_task_id_is_recorded_does_not_submit_again(rig_reset, tmp_path):
