@@ -117,7 +117,8 @@ def _start_async(ctx: Context, job_id: str, provider: Any) -> None:
 
 def _resume(ctx: Context, job: claims.Claimed) -> bool:
     """A claimed job whose task ids an earlier attempt recorded (in its row, or in this host's
-    journal when the database was away) resumes polling them: never a second submit."""
+    journal: the database was away, or the process died before writing its note's ids)
+    resumes polling them: never a second submit."""
     tasks = job.upstream_tasks
     if tasks is None and ctx.holdings is not None:
         tasks = ctx.holdings.journal.get(job.id)
