@@ -4,7 +4,6 @@ concurrency caps with an ordered waiting line, credits across every ending, upst
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 
 import httpx
@@ -131,13 +130,15 @@ def test_concurrency_cap_holds_jobs_in_order(system: System, make_key):
     assert positions_seen and max(positions_seen.values()) >= 2  # a visible waiting line
     assert bria_positions and max(bria_positions.values()) >= 2
     assert progress_seen and all(0 <= p <= 1 for p in progress_seen)  # the simulator's, via the poll
-    starts = [j.started_at for j in sorted(jobs_, key=lambda j: j.created_at)]
-    # The first two started at once; the three that waited started after them, in the order
-    # they arrived. Jobs released in the same moment (two slots freed together) are claimed by
-    # parallel worker threads, so between those the order is only good to a few milliseconds.
+    arrived = sorted(jobs_, key=lambda j: j.created_at)
+    starts = [j.started_at for j in arrived]
+    # The first two started at once; the three that waited started after them, released in the
+    # order they arrived (``published_at`` is set by the release; jobs released by the same
+    # statement share it). When they then start is up to the worker threads that claim them:
+    # two released together may start in either order, by however long a busy machine takes.
     assert min(starts[2:]) > max(starts[:2])
-    slack = dt.timedelta(milliseconds=150)
-    assert all(later >= earlier - slack for earlier, later in zip(starts[2:], starts[3:])), starts
+    released = [j.published_at for j in arrived[2:]]
+    assert released == sorted(released), released
 
 
 def test_credits_reserved_captured_released(system: System, make_key):
